@@ -1,0 +1,327 @@
+"""``OpenFaaSAutoscalingEnv``: the farm as a Gymnasium environment (SPEC §4).
+
+The env talks to a farm backend (the simulated twin by default, the live farm with
+``backend="live"``) only through :class:`rl_autoscaling.farm.base.FarmBackend`, and builds
+observations, rewards and ``info`` from backend snapshots, so every backend yields the same
+contract.
+
+Seeding: ``reset(seed=s)`` makes the episode fully determined by ``s`` (workload and farm
+randomness). Without a seed, episode ``e`` of an env built with ``task_seed=t`` uses seed
+``t + e``; with neither, a seed is drawn from ``self.np_random``.
+
+Registered as the Gymnasium id ``rl_autoscaling/OpenFaaSAutoscaling-v0`` (on import of the
+package) and as the Ray env ``OpenFaaSAutoscaling-v0`` (``register_ray_env()``; the creator
+takes Ray's ``env_config``: constructor arguments, ``config`` (a YAML path) and any farm config
+key as an override, e.g. ``{"step_duration": 8, "reward.target_qos": 0.9}``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from .config import ConfigError, FarmConfig, load_config, resolve_config
+from .farm import make_backend
+from .farm.base import Completions, FarmBackend, FarmSnapshot
+from .reward import episode_end_reward, step_reward
+from .workload import expected_task_count, phase_order
+
+GYM_ENV_ID = "rl_autoscaling/OpenFaaSAutoscaling-v0"
+RAY_ENV_NAME = "OpenFaaSAutoscaling-v0"
+
+OBS_NAMES = (
+    "input_queue", "worker_queue", "result_queue", "output_queue", "workers",
+    "avg_time", "max_time", "arrival_rate", "qos_rate",
+)
+DEFAULT_TIME = 1.5  # mean/max completion time reported when no task was collected
+
+
+class _WindowStats:
+    """Completion times and QoS of the tasks collected in the last ``window`` seconds."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.reset()
+
+    def reset(self) -> None:
+        self.times = np.zeros(0)
+        self.values = np.zeros(0)
+        self.qos = np.zeros(0, dtype=bool)
+
+    def add(self, done: Completions, now: float) -> None:
+        if len(done):
+            self.times = np.concatenate((self.times, done.collect_times))
+            self.values = np.concatenate((self.values, done.completion_times))
+            self.qos = np.concatenate((self.qos, done.qos))
+        if self.times.size:
+            keep = self.times >= now - self.window
+            if not keep.all():
+                self.times, self.values, self.qos = (
+                    self.times[keep], self.values[keep], self.qos[keep])
+
+    def summary(self) -> tuple[float, float, float]:
+        """(mean time, max time, QoS rate) with the SPEC defaults for an empty window."""
+        if not self.values.size:
+            return DEFAULT_TIME, DEFAULT_TIME, 1.0
+        return float(self.values.mean()), float(self.values.max()), float(self.qos.mean())
+
+
+class OpenFaaSAutoscalingEnv(gym.Env):
+    """Scale the farm's workers by -1/0/+1 (or a wider ``action_deltas`` set) each step.
+
+    Args:
+        max_workers, min_workers: worker count bounds; clipped-away actions apply delta 0.
+        observation_window: seconds of collected tasks behind the time/QoS observations.
+        step_duration: seconds per step, scaling time included.
+        max_steps: steps before truncation.
+        initial_workers: workers at reset.
+        phase_shuffle: shuffle the phase order; ``phase_shuffle_seed`` fixes that order for
+            every episode, ``None`` draws a new order each episode.
+        task_seed: base seed of the workload (see the module docstring).
+        backend: ``"simulated"`` (default) or ``"live"``, or a ``FarmBackend`` instance.
+        config: a ``FarmConfig``, a YAML path, or an overrides mapping; default: packaged.
+        action_deltas: worker deltas per action index; default ``(-1, 0, 1)``.
+        backend_options: keyword arguments for the backend (e.g. ``redis_url``).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        max_workers: int = 32,
+        min_workers: int = 1,
+        observation_window: float = 10.0,
+        step_duration: float = 10.0,
+        max_steps: int = 50,
+        initial_workers: int = 1,
+        phase_shuffle: bool = False,
+        phase_shuffle_seed: int | None = None,
+        task_seed: int | None = None,
+        backend: str | FarmBackend = "simulated",
+        config: FarmConfig | str | Path | Mapping[str, Any] | None = None,
+        action_deltas: Sequence[int] = (-1, 0, 1),
+        backend_options: Mapping[str, Any] | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__()
+        _require(min_workers >= 0, f"min_workers must be >= 0, got {min_workers}")
+        _require(max_workers >= max(1, min_workers),
+                 f"max_workers must be >= max(1, min_workers), got {max_workers}")
+        _require(min_workers <= initial_workers <= max_workers,
+                 f"initial_workers must be in [{min_workers}, {max_workers}], got {initial_workers}")
+        _require(step_duration > 0, f"step_duration must be > 0, got {step_duration}")
+        _require(observation_window > 0,
+                 f"observation_window must be > 0, got {observation_window}")
+        _require(max_steps >= 1, f"max_steps must be >= 1, got {max_steps}")
+        deltas = tuple(int(d) for d in action_deltas)
+        _require(len(deltas) >= 2 and len(set(deltas)) == len(deltas),
+                 f"action_deltas must hold at least two distinct integers, got {deltas}")
+
+        self.farm_config = resolve_config(config)
+        self.max_workers, self.min_workers = int(max_workers), int(min_workers)
+        self.observation_window = float(observation_window)
+        self.step_duration = float(step_duration)
+        self.max_steps = int(max_steps)
+        self.initial_workers = int(initial_workers)
+        self.phase_shuffle = bool(phase_shuffle)
+        self.phase_shuffle_seed = phase_shuffle_seed
+        self.task_seed = task_seed
+        self.action_deltas = deltas
+        self.render_mode = render_mode
+        self.backend: FarmBackend = (
+            backend if isinstance(backend, FarmBackend)
+            else make_backend(backend, self.farm_config, **dict(backend_options or {}))
+        )
+
+        cfg = self.farm_config
+        n_phases = 1 if cfg.trace else len(cfg.phase_definitions)
+        expected = expected_task_count(cfg)
+        low = np.array([0, 0, 0, 0, self.min_workers, 0, 0, 0, 0], dtype=np.float32)
+        high = np.array([max(1, n_phases - 1), 800, 10, max(1, expected), self.max_workers,
+                         150, 160, 12, 1], dtype=np.float32)
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(len(deltas))
+
+        self._episode = 0
+        self._window = _WindowStats(self.observation_window)
+        self._final_qos: float | None = None
+        self._snapshot: FarmSnapshot | None = None
+
+    # ------------------------------------------------------------------ construction helpers
+
+    @classmethod
+    def from_env_config(cls, env_config: Mapping[str, Any] | None) -> "OpenFaaSAutoscalingEnv":
+        """Build from Ray's ``env_config``: constructor args, ``config`` path, farm overrides."""
+        params = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        kwargs: dict[str, Any] = {}
+        overrides: dict[str, Any] = {}
+        for key, value in dict(env_config or {}).items():
+            (kwargs if key in params else overrides)[key] = value
+        base = kwargs.pop("config", None)
+        if isinstance(base, Mapping):
+            base, overrides = None, {**base, **overrides}
+        if isinstance(base, FarmConfig):
+            kwargs["config"] = base.replace(overrides) if overrides else base
+        else:
+            kwargs["config"] = load_config(base, overrides)
+        return cls(**kwargs)
+
+    # ------------------------------------------------------------------ gymnasium API
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            episode_seed = int(seed)
+        elif self.task_seed is not None:
+            episode_seed = int(self.task_seed) + self._episode
+        else:
+            episode_seed = int(self.np_random.integers(2**63 - 1))
+        self._episode += 1
+        order = None
+        if self.phase_shuffle and not self.farm_config.trace:
+            shuffle_seed = (self.phase_shuffle_seed if self.phase_shuffle_seed is not None
+                            else np.random.SeedSequence([episode_seed, 7]))
+            order = phase_order(len(self.farm_config.phase_definitions), True,
+                                np.random.default_rng(shuffle_seed))
+        self.phase_order = order
+        self.episode_seed = episode_seed
+
+        snap = self.backend.reset(seed=episode_seed, initial_workers=self.initial_workers,
+                                  phase_order=order)
+        self._target_workers = self.initial_workers
+        self._steps = 0
+        self._total_reward = 0.0
+        self._scaling_actions = 0
+        self._violations = 0
+        self._collected = 0
+        self._final_qos = None
+        self._window.reset()
+        self._prev_time, self._prev_enqueued = snap.time, snap.enqueued_total
+        obs = self._observe(snap, first=True)
+        info = self._info(snap, requested=0, applied=0, scaling_time=0.0, step_time=0.0)
+        return obs, info
+
+    def step(self, action):
+        if self._snapshot is None:
+            raise RuntimeError("call reset() before step()")
+        if not self.action_space.contains(action):
+            raise ValueError(f"action {action!r} is not in {self.action_space}")
+        requested = self.action_deltas[int(action)]
+        target = min(self.max_workers, max(self.min_workers, self._target_workers + requested))
+        start = self.backend.now
+        result = self.backend.scale(target - self._target_workers)
+        self._target_workers += result.applied
+        self.backend.wait(self.step_duration - result.scaling_time)
+        snap = self.backend.snapshot()
+        obs = self._observe(snap)
+        self._steps += 1
+        if result.applied:
+            self._scaling_actions += 1
+
+        reward = step_reward(float(obs[8]), float(obs[1]), float(obs[4]), result.applied,
+                             self.farm_config.reward)
+        expected = self.backend.expected_tasks
+        terminated = (snap.input_queue == 0 and snap.worker_queue == 0
+                      and snap.result_queue == 0 and snap.output_queue >= expected)
+        truncated = not terminated and self._steps >= self.max_steps
+        reward += episode_end_reward(terminated, truncated, expected - snap.output_queue,
+                                     self.farm_config.reward)
+        step_time = snap.time - start
+        if terminated or truncated:
+            snap = self.backend.drain(self.farm_config.timing.straggler_timeout)
+            self._count(snap.completed)
+            self._snapshot = snap
+            self._final_qos = self.final_qos()
+        self._total_reward += reward
+        info = self._info(snap, requested, result.applied, result.scaling_time, step_time)
+        return obs, float(reward), bool(terminated), bool(truncated), info
+
+    # ------------------------------------------------------------------ observation & info
+
+    def _count(self, done: Completions) -> None:
+        self._collected += len(done)
+        self._violations += int(len(done) - done.qos.sum())
+
+    def _observe(self, snap: FarmSnapshot, first: bool = False) -> np.ndarray:
+        self._snapshot = snap
+        self._count(snap.completed)
+        self._window.add(snap.completed, snap.time)
+        mean_t, max_t, qos = self._window.summary()
+        elapsed = snap.time - self._prev_time
+        rate = 0.0 if first or elapsed <= 0 else (
+            (snap.enqueued_total - self._prev_enqueued) / elapsed)
+        self._prev_time, self._prev_enqueued = snap.time, snap.enqueued_total
+        return np.array(
+            [snap.input_queue, snap.worker_queue, snap.result_queue, snap.output_queue,
+             snap.workers, mean_t, max_t, rate, qos], dtype=np.float32)
+
+    def final_qos(self) -> float:
+        """Share of the tasks collected so far this episode that met their deadline."""
+        if self._collected == 0:
+            return 1.0
+        return (self._collected - self._violations) / self._collected
+
+    def get_episode_final_qos(self) -> float | None:
+        """The episode's final QoS over every collected task; None until the episode ends."""
+        return self._final_qos
+
+    def _info(self, snap: FarmSnapshot, requested: int, applied: int, scaling_time: float,
+              step_time: float) -> dict[str, Any]:
+        obs_qos = self._window.summary()[2]
+        return {
+            "step": self._steps,
+            "queue_length": snap.worker_queue,
+            "workers": snap.workers,
+            "qos_rate": obs_qos,
+            "requested_delta": requested,
+            "applied_delta": applied,
+            "total_reward": self._total_reward,
+            "scaling_actions": self._scaling_actions,
+            "qos_violations": self._violations,
+            "scaling_time": scaling_time,
+            "step_duration": step_time,
+            "program_start_time": self.backend.program_start_time,
+            "task_generation_start_time": self.backend.task_generation_start_time,
+            "task_generation_end_time": self.backend.task_generation_end_time,
+            "episode_final_qos": self._final_qos,
+            "processed_tasks": snap.output_queue,
+            "unfinished_tasks": max(0, self.backend.expected_tasks - snap.output_queue),
+            "enqueued_total": snap.enqueued_total,
+        }
+
+    def close(self) -> None:
+        self.backend.close()
+        super().close()
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def env_creator(env_config: Mapping[str, Any] | None = None) -> OpenFaaSAutoscalingEnv:
+    """Ray env creator: ``env_config`` as accepted by ``from_env_config``."""
+    return OpenFaaSAutoscalingEnv.from_env_config(env_config)
+
+
+def register_ray_env(name: str = RAY_ENV_NAME) -> str:
+    """Register the env with Ray Tune's registry (idempotent); returns the name."""
+    from ray.tune.registry import register_env
+
+    register_env(name, env_creator)
+    return name
+
+
+def register_gym_env() -> None:
+    if GYM_ENV_ID not in gym.registry:
+        gym.register(id=GYM_ENV_ID, entry_point="rl_autoscaling.env:OpenFaaSAutoscalingEnv")
+
+
+__all__ = [
+    "ConfigError", "GYM_ENV_ID", "OBS_NAMES", "OpenFaaSAutoscalingEnv", "RAY_ENV_NAME",
+    "env_creator", "register_gym_env", "register_ray_env",
+]

@@ -1,0 +1,241 @@
+"""Workload generation: phases -> task arrivals, processing times and deadlines (SPEC §2).
+
+The emitter of the real farm generates each phase in windows of ``window_duration`` seconds:
+with ``remaining`` tasks left and ``k`` windows left it emits ``min(Poisson(remaining / k),
+remaining)`` tasks (all remaining ones in the last window), separated by exponential gaps of
+mean ``window / n``; a window that draws no task takes no time, so sparse phases end early.
+Non-steady patterns weight each window's expected share by the rate profile at the window's
+nominal midpoint, so the phase total is kept and steady phases reduce to the rule above.
+
+Every draw comes from one ``numpy.random.Generator`` seeded by the episode's task seed, so equal
+seeds give identical workloads. The live farm's emitter calls the same functions.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import ConfigError, DeadlineConfig, FarmConfig, PhaseConfig, ProcessingConfig
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One episode's tasks, in emission order. Times are seconds from generation start."""
+
+    arrivals: np.ndarray  # float64, non-decreasing
+    processing: np.ndarray  # seconds of work per task
+    deadlines: np.ndarray
+    image_sizes: np.ndarray  # int64 pixels per side
+    phase_index: np.ndarray  # int64, position of the task's phase in ``phase_names``
+    phase_names: tuple[str, ...]  # in the order they are emitted
+    phase_starts: np.ndarray  # when the emitter pops each phase descriptor
+    end_time: float  # when the emitter has waited out its last gap
+
+    @property
+    def expected_tasks(self) -> int:
+        return int(self.arrivals.size)
+
+    @property
+    def total_work(self) -> float:
+        """Total processing seconds: the work-conserving lower bound numerator."""
+        return float(self.processing.sum())
+
+
+def phase_task_count(base_rate: float, phase: PhaseConfig) -> int:
+    """Tasks in one phase: floor(base_rate x mean multiplier x duration / 60)."""
+    if phase.pattern == "spike":
+        d = phase.phase_duration
+        mean = (phase.multiplier * (d - phase.spike_duration)
+                + phase.spike_multiplier * phase.spike_duration) / d
+    elif phase.pattern == "ramp":
+        mean = (phase.ramp_from + phase.ramp_to) / 2
+    else:
+        # Steady and oscillation phases: the multiplier (the oscillation's mid level is the
+        # multiplier's scale, as in the original configuration).
+        mean = phase.multiplier
+    return int(math.floor(base_rate * mean * phase.phase_duration / 60.0 + 1e-9))
+
+
+def expected_task_count(cfg: FarmConfig) -> int:
+    """Tasks one episode generates: the phase totals, or the trace's rows."""
+    if cfg.trace:
+        return int(load_trace(cfg.trace).shape[0])
+    return sum(phase_task_count(cfg.base_rate, p) for p in cfg.phase_definitions)
+
+
+def rate_profile(phase: PhaseConfig, t: np.ndarray) -> np.ndarray:
+    """Relative arrival rate (x base_rate) at phase-relative times ``t``."""
+    t = np.asarray(t, dtype=float)
+    if phase.pattern == "steady":
+        return np.full_like(t, phase.multiplier)
+    if phase.pattern.startswith("oscillation"):
+        mid = (phase.oscillation_min + phase.oscillation_max) / 2
+        amp = (phase.oscillation_max - phase.oscillation_min) / 2
+        angle = 2 * math.pi * phase.oscillation_cycles * t / phase.phase_duration
+        return phase.multiplier * (mid + amp * np.sin(angle))
+    if phase.pattern == "spike":
+        inside = (t >= phase.spike_start) & (t < phase.spike_start + phase.spike_duration)
+        return np.where(inside, phase.spike_multiplier, phase.multiplier)
+    if phase.pattern == "ramp":
+        frac = np.clip(t / phase.phase_duration, 0.0, 1.0)
+        return phase.ramp_from + (phase.ramp_to - phase.ramp_from) * frac
+    raise ConfigError(f"unknown phase pattern {phase.pattern!r}")  # validated earlier
+
+
+def window_counts(
+    rng: np.random.Generator, target: int, weights: np.ndarray
+) -> np.ndarray:
+    """Tasks per window: Poisson of the remaining tasks' weighted share, rest in the last."""
+    n_windows = weights.size
+    counts = np.zeros(n_windows, dtype=np.int64)
+    # Suffix sums: the weight of the windows still ahead (a steady phase gives windows left).
+    ahead = np.cumsum(weights[::-1])[::-1]
+    remaining = target
+    for k in range(n_windows):
+        if remaining <= 0:
+            break
+        if k == n_windows - 1:
+            n = remaining
+        else:
+            lam = remaining * weights[k] / ahead[k] if ahead[k] > 0 else 0.0
+            n = min(int(rng.poisson(lam)), remaining)
+        counts[k] = n
+        remaining -= n
+    return counts
+
+
+def phase_arrivals(
+    rng: np.random.Generator, base_rate: float, window: float, phase: PhaseConfig
+) -> tuple[np.ndarray, float]:
+    """Arrival times (phase-relative) of one phase and the phase's real duration."""
+    n_windows = max(1, int(math.floor(phase.phase_duration / window + 1e-9)))
+    mids = (np.arange(n_windows) + 0.5) * window
+    counts = window_counts(rng, phase_task_count(base_rate, phase), rate_profile(phase, mids))
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0), 0.0
+    # Gaps of window n: exponential with mean window/n, drawn in one go for the whole phase.
+    nonzero = counts[counts > 0]
+    gaps = rng.exponential(1.0, size=total) * np.repeat(window / nonzero, nonzero)
+    ends = np.cumsum(gaps)
+    # Task i of a window is emitted after i gaps of that window: arrivals are the cumulative
+    # gaps shifted by one, i.e. each task sits at the end of the previous gap.
+    arrivals = np.concatenate(([0.0], ends[:-1]))
+    return arrivals, float(ends[-1])
+
+
+def processing_times(
+    rng: np.random.Generator, n: int, cfg: ProcessingConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Processing times via the calibrated image-size model; returns (p, image_size)."""
+    a, b = cfg.model_a, cfg.model_b
+    p = rng.gamma(cfg.gamma_shape, cfg.gamma_scale, size=n)
+    for _ in range(cfg.max_tries - 1):
+        low = p <= b
+        if not low.any():
+            break
+        p[low] = rng.gamma(cfg.gamma_shape, cfg.gamma_scale, size=int(low.sum()))
+    p[p <= b] = cfg.fallback
+    p = np.clip(p, cfg.min_time, cfg.max_time)
+    size = np.floor(np.sqrt((p - b) / a)).astype(np.int64)
+    size = np.clip(size, cfg.min_image_size, cfg.max_image_size)
+    return a * size.astype(float) ** 2 + b, size
+
+
+def deadlines_for(p: np.ndarray, cfg: DeadlineConfig) -> np.ndarray:
+    return np.clip(cfg.coefficient * p, cfg.min, cfg.max)
+
+
+def phase_order(
+    n_phases: int, shuffle: bool, rng: np.random.Generator | None
+) -> list[int]:
+    order = list(range(n_phases))
+    if shuffle and rng is not None:
+        rng.shuffle(order)
+    return order
+
+
+def generate_workload(
+    cfg: FarmConfig, seed: int | None, order: list[int] | None = None
+) -> Workload:
+    """Generate one episode's tasks from ``cfg`` (phases or trace) with the task ``seed``."""
+    rng = np.random.default_rng(seed)
+    if cfg.trace:
+        return _trace_workload(cfg, load_trace(cfg.trace))
+    phases = cfg.phase_definitions
+    order = list(range(len(phases))) if order is None else order
+    arrivals, phase_idx, starts = [], [], []
+    t = 0.0
+    for pos, idx in enumerate(order):
+        starts.append(t)
+        arr, length = phase_arrivals(rng, cfg.base_rate, cfg.window_duration, phases[idx])
+        arrivals.append(arr + t)
+        phase_idx.append(np.full(arr.size, pos, dtype=np.int64))
+        t += length
+    all_arrivals = np.concatenate(arrivals) if arrivals else np.zeros(0)
+    p, size = processing_times(rng, all_arrivals.size, cfg.processing)
+    return Workload(
+        arrivals=all_arrivals,
+        processing=p,
+        deadlines=deadlines_for(p, cfg.deadline),
+        image_sizes=size,
+        phase_index=np.concatenate(phase_idx) if phase_idx else np.zeros(0, np.int64),
+        phase_names=tuple(phases[i].name for i in order),
+        phase_starts=np.asarray(starts),
+        end_time=t,
+    )
+
+
+def load_trace(path: str | Path) -> np.ndarray:
+    """Read a CSV of ``arrival_s, processing_s`` rows (header optional) into an (n, 2) array."""
+    rows: list[tuple[float, float]] = []
+    try:
+        with open(path, newline="") as fh:
+            for lineno, row in enumerate(csv.reader(fh), start=1):
+                if not row or row[0].lstrip().startswith("#"):
+                    continue
+                try:
+                    arrival, proc = float(row[0]), float(row[1])
+                except (ValueError, IndexError):
+                    if lineno == 1 and not rows:
+                        continue  # header
+                    raise ConfigError(
+                        f"trace {path} line {lineno}: expected 'arrival_s,processing_s' numbers"
+                    ) from None
+                if arrival < 0 or proc <= 0 or not (math.isfinite(arrival) and math.isfinite(proc)):
+                    raise ConfigError(
+                        f"trace {path} line {lineno}: arrival_s must be >= 0 and processing_s > 0"
+                    )
+                rows.append((arrival, proc))
+    except OSError as exc:
+        raise ConfigError(f"cannot read trace {path}: {exc.strerror or exc}") from None
+    if not rows:
+        raise ConfigError(f"trace {path} holds no tasks")
+    data = np.asarray(rows, dtype=float)
+    return data[np.argsort(data[:, 0], kind="stable")]
+
+
+def _trace_workload(cfg: FarmConfig, data: np.ndarray) -> Workload:
+    arrivals = data[:, 0] - data[0, 0]
+    p = data[:, 1]
+    a, b = cfg.processing.model_a, cfg.processing.model_b
+    size = np.clip(
+        np.floor(np.sqrt(np.maximum(p - b, 0.0) / a)).astype(np.int64),
+        cfg.processing.min_image_size,
+        cfg.processing.max_image_size,
+    )
+    return Workload(
+        arrivals=arrivals,
+        processing=p.copy(),
+        deadlines=deadlines_for(p, cfg.deadline),
+        image_sizes=size,
+        phase_index=np.zeros(arrivals.size, dtype=np.int64),
+        phase_names=(f"trace:{Path(cfg.trace).name}",),
+        phase_starts=np.zeros(1),
+        end_time=float(arrivals[-1]),
+    )
