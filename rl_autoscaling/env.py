@@ -48,11 +48,13 @@ class _WindowStats:
         self.reset()
 
     def reset(self) -> None:
+        self._summary: tuple[float, float, float] | None = None
         self.times = np.zeros(0)
         self.values = np.zeros(0)
         self.qos = np.zeros(0, dtype=bool)
 
     def add(self, done: Completions, now: float) -> None:
+        self._summary = None
         if len(done):
             self.times = np.concatenate((self.times, done.collect_times))
             self.values = np.concatenate((self.values, done.completion_times))
@@ -65,9 +67,12 @@ class _WindowStats:
 
     def summary(self) -> tuple[float, float, float]:
         """(mean time, max time, QoS rate) with the SPEC defaults for an empty window."""
-        if not self.values.size:
-            return DEFAULT_TIME, DEFAULT_TIME, 1.0
-        return float(self.values.mean()), float(self.values.max()), float(self.qos.mean())
+        if self._summary is None:
+            n = self.values.size
+            self._summary = (DEFAULT_TIME, DEFAULT_TIME, 1.0) if not n else (
+                float(self.values.sum()) / n, float(self.values.max()),
+                float(np.count_nonzero(self.qos)) / n)
+        return self._summary
 
 
 class OpenFaaSAutoscalingEnv(gym.Env):
@@ -243,8 +248,10 @@ class OpenFaaSAutoscalingEnv(gym.Env):
     # ------------------------------------------------------------------ observation & info
 
     def _count(self, done: Completions) -> None:
-        self._collected += len(done)
-        self._violations += int(len(done) - done.qos.sum())
+        n = len(done)
+        if n:
+            self._collected += n
+            self._violations += n - int(np.count_nonzero(done.qos))
 
     def _observe(self, snap: FarmSnapshot, first: bool = False) -> np.ndarray:
         self._snapshot = snap

@@ -21,6 +21,7 @@ O(tasks x log workers).
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from typing import Sequence
@@ -68,6 +69,7 @@ class SimulatedFarm(FarmBackend):
         self.task_generation_start_time = 0.0
         # Per-task randomness drawn in one go: idle pick-up and collector poll delays.
         self._arr = wl.arrivals.tolist()
+        self._phase_starts = wl.phase_starts.tolist()
         self._work = (wl.processing + timing.processing_delay).tolist()
         self._pick_jitter = self._rng.uniform(0.0, timing.wait_time, n).tolist()
         self._collect_jitter = self._rng.uniform(0.0, timing.collector_wait_time, n)
@@ -108,8 +110,9 @@ class SimulatedFarm(FarmBackend):
         """Assign, in FIFO order, every task some worker picks up by ``until``."""
         arr, work, jitter = self._arr, self._work, self._pick_jitter
         heap, pickup, worker_of = self._heap, self._pickup, self._worker_of
-        done, n, j = self._done, len(arr), self._next
+        n, j = len(arr), self._next
         last = pickup[-1] if pickup else 0.0
+        finishes = []
         while j < n and heap:
             a = arr[j]
             if a > until:
@@ -125,13 +128,14 @@ class SimulatedFarm(FarmBackend):
             heapq.heapreplace(heap, (finish, wid))
             pickup.append(pick)
             worker_of.append(wid)
-            done[j] = finish
+            finishes.append(finish)
             j += 1
-        if j > self._next:
+        if finishes:
             # Completion bookkeeping for the newly assigned block, vectorised.
             s = slice(self._next, j)
             wl = self.workload
-            self._collect[s] = done[s] + self._collect_jitter[s]
+            self._done[s] = finishes
+            self._collect[s] = self._done[s] + self._collect_jitter[s]
             self._completion[s] = self._collect[s] - wl.arrivals[s]
             self._qos[s] = self._completion[s] <= wl.deadlines[s]
             self._next = j
@@ -196,26 +200,27 @@ class SimulatedFarm(FarmBackend):
     def snapshot(self, overhead: bool = True) -> FarmSnapshot:
         if overhead:
             self.wait(sample(self.config.timing.step_overhead, self._rng))
-        now, wl = self._now, self.workload
+        now = self._now
         lo, hi = self._uncollected, self._next
         collect = self._collect[lo:hi]
-        new = (collect > self._last_snapshot) & (collect <= now)
         pending = collect > now
+        new = ~pending & (collect > self._last_snapshot)
         completions = Completions(
             collect[new], self._completion[lo:hi][new], self._qos[lo:hi][new]
         )
-        self._collected += int(new.sum())
-        result_queue = int((pending & (self._done[lo:hi] <= now)).sum())
+        self._collected += len(completions)
+        result_queue = int(np.count_nonzero(pending & (self._done[lo:hi] <= now)))
         # Everything before the first pending task is collected: skip it next time.
-        self._uncollected = lo + (int(np.argmax(pending)) if pending.any() else hi - lo)
+        first_pending = int(pending.argmax()) if hi > lo else 0
+        self._uncollected = lo + (first_pending if hi > lo and pending[first_pending] else hi - lo)
         self._last_snapshot = now
-        enqueued = int(np.searchsorted(wl.arrivals, now, side="right"))
+        enqueued = bisect.bisect_right(self._arr, now)
         removals = self._removals
         if removals and min(removals) <= now:
             self._removals = removals = [r for r in removals if r > now]
         return FarmSnapshot(
             time=now,
-            input_queue=int((wl.phase_starts > now).sum()),
+            input_queue=len(self._phase_starts) - bisect.bisect_right(self._phase_starts, now),
             worker_queue=enqueued - self._next,
             result_queue=result_queue,
             output_queue=self._collected,
