@@ -1,0 +1,127 @@
+"""The Kubernetes manifests under cluster/: KubeRay CRDs against their JSON Schemas, built-in
+kinds with kubernetes-validate (strict), and RBAC limited to what the live backend needs."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER = ROOT / "cluster"
+# JSON Schemas of the KubeRay v1 CRDs (copied from the shared schema folder).
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+K8S_VERSION = "1.30.0"
+
+
+def docs(path):
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def crd_schema(kind):
+    name = {"RayCluster": "raycluster", "RayJob": "rayjob"}[kind]
+    return json.loads((SCHEMAS / f"{name}.ray.io.v1.json").read_text())
+
+
+def undeclared_keys(value, schema, path=""):
+    """Keys the structural schema does not declare (the API server would prune them)."""
+    out = []
+    if isinstance(value, dict) and "properties" in schema:
+        for key, sub in value.items():
+            if key not in schema["properties"]:
+                if not isinstance(schema.get("additionalProperties"), dict):
+                    out.append(f"{path}.{key}")
+                continue
+            out += undeclared_keys(sub, schema["properties"][key], f"{path}.{key}")
+    elif isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            out += undeclared_keys(item, schema["items"], f"{path}[{i}]")
+    return out
+
+
+def pod_templates(doc):
+    spec = doc["spec"]["rayClusterSpec"] if doc["kind"] == "RayJob" else doc["spec"]
+    yield spec["headGroupSpec"]["template"]
+    for group in spec.get("workerGroupSpecs", []):
+        yield group["template"]
+
+
+KUBERAY = sorted((CLUSTER / "kuberay").glob("ray*.yaml"))
+BUILTIN = [CLUSTER / "rbac.yaml", CLUSTER / "redis.yaml", CLUSTER / "kuberay" / "storage.yaml"]
+
+
+@pytest.mark.parametrize("path", KUBERAY, ids=lambda p: p.name)
+def test_kuberay_manifests_match_the_crd_schemas(path):
+    (doc,) = docs(path)
+    schema = crd_schema(doc["kind"])
+    jsonschema.validate(doc, schema)
+    assert undeclared_keys(doc, schema) == []
+    for template in pod_templates(doc):
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": template["spec"]}
+        kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+
+
+def test_schema_check_catches_a_typo():
+    (doc,) = docs(CLUSTER / "kuberay" / "rayjob-dqn.yaml")
+    doc["spec"]["shutdownAfterJobFinish"] = True  # missing the "es"
+    assert undeclared_keys(doc, crd_schema("RayJob")) == [".spec.shutdownAfterJobFinish"]
+    doc["spec"]["ttlSecondsAfterFinished"] = "ten minutes"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, crd_schema("RayJob"))
+
+
+@pytest.mark.parametrize("path", BUILTIN, ids=lambda p: p.name)
+def test_builtin_kinds_validate_strictly(path):
+    for doc in docs(path):
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("algo", ["dqn", "sarsa"])
+def test_rayjobs_run_tune_and_resume_from_durable_storage(algo):
+    (doc,) = docs(CLUSTER / "kuberay" / f"rayjob-{algo}.yaml")
+    spec = doc["spec"]
+    entry = spec["entrypoint"].split()
+    assert entry[:5] == ["python", "-m", "rl_autoscaling.tune", "--algo", algo]
+    assert entry[entry.index("--address") + 1] == "auto"
+    assert entry[entry.index("--resume") + 1] == "auto"
+    storage = entry[entry.index("--storage-path") + 1]
+    assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] > 0
+    for template in pod_templates(doc):
+        (container,) = template["spec"]["containers"]
+        assert container["resources"]["requests"] and container["resources"]["limits"]
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        assert storage.startswith("/data/") and mounts["/data"] == "runs"
+        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
+                  for v in template["spec"]["volumes"]}
+        assert claims["runs"] == "rl-autoscaling-runs"
+
+
+def test_rbac_grants_only_what_the_live_backend_needs():
+    allowed = {("apps", "deployments", "get"), ("apps", "deployments", "patch"),
+               ("apps", "deployments/scale", "get"), ("apps", "deployments/scale", "patch"),
+               ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "patch")}
+    kinds = {}
+    for doc in docs(CLUSTER / "rbac.yaml"):
+        kinds.setdefault(doc["kind"], []).append(doc)
+    assert set(kinds) == {"ServiceAccount", "Role", "RoleBinding"}  # no cluster-wide roles
+    (role,) = kinds["Role"]
+    assert role["metadata"]["namespace"] == "openfaas-fn"
+    granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"]
+               for r in rule["resources"] for v in rule["verbs"]}
+    assert granted == allowed
+    assert not any("resourceNames" in rule and not rule["resourceNames"] for rule in role["rules"])
+    (binding,) = kinds["RoleBinding"]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    (sa,) = kinds["ServiceAccount"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                                    "namespace": sa["metadata"]["namespace"]}]
+
+
+def test_dockerfile_runs_as_non_root_with_cpu_torch():
+    text = (CLUSTER / "Dockerfile").read_text()
+    users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+    assert "torch==2.13.0" in text and "whl/cpu" in text
