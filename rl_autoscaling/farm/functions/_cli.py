@@ -1,0 +1,29 @@
+"""Shared command line of the three functions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from .protocol import FunctionContext, LiveFarmError
+
+
+def function_main(role: str, run: Callable[[FunctionContext], str],
+                  argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"rl_autoscaling.farm.functions.{role}",
+                                     description=f"Run the farm's {role} until told to stop.")
+    parser.add_argument("--redis-url", help="redis://host:port/db (default: $REDIS_URL or config)")
+    parser.add_argument("--name", help="pod name (default: $POD_NAME or the host name)")
+    parser.add_argument("--time-scale", type=float, help="real seconds per farm second")
+    args = parser.parse_args(argv)
+    ctx = FunctionContext.from_env(role, args.redis_url, args.name, args.time_scale)
+    try:
+        outcome = run(ctx)
+    except LiveFarmError as exc:
+        print(f"{role} {ctx.name}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(f"{role} {ctx.name}: {outcome}", file=sys.stderr)
+    return 0

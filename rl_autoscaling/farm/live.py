@@ -1,0 +1,241 @@
+"""The live backend: the real farm on Redis, behind the same interface as the twin.
+
+``LiveFarm`` observes the farm only through Redis (queue lengths, the ``enqueued_total``
+counter and the tasks newly appended to ``output_queue``, read incrementally from an index
+since nothing drains that list during an episode) and resizes it through a
+:class:`~rl_autoscaling.farm.scalers.Scaler` (local processes, Kubernetes or OpenFaaS).
+
+Clock: ``program_start_time`` is the wall-clock epoch at which the episode's phase
+descriptors are pushed; every time the backend reports (``now``, snapshot times, collect times,
+scaling times, ``task_generation_*_time``) is in *farm seconds* since then, i.e. real seconds
+divided by ``time_scale``. With ``time_scale=0.1`` the farm runs 10x faster than real time and
+``wait(8)`` sleeps 0.8 s, so the env sees numbers comparable to the twin's.
+
+Redis errors: every call retries with exponential backoff (``redis_tries`` tries from
+``redis_backoff`` s, about 3 s by default) and then raises :class:`LiveFarmError` naming the
+Redis URL. Tasks collected so far stay in :attr:`LiveFarm.records`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..config import FarmConfig
+from ..workload import expected_task_count
+from .base import Completions, FarmBackend, FarmSnapshot, ScaleResult
+from .functions.emitter import episode_workload
+from .functions.protocol import (FarmKeys, LiveFarmError, RedisLink, loads, phase_descriptor,
+                                 redis_url_for)
+from .scalers import Scaler, make_scaler
+
+
+class LiveFarm(FarmBackend):
+    """A real farm reached through Redis.
+
+    Args:
+        config: the farm configuration (queue names, timings, workload).
+        redis_url: ``redis://host:port/db``; default: from ``config.redis``.
+        scaler: ``"local"``, ``"kubernetes"``, ``"openfaas"`` or a ``Scaler`` instance.
+        time_scale: real seconds per farm second (< 1 runs faster than real time).
+        scaler_options: keyword arguments for the scaler's constructor.
+        redis_tries, redis_backoff: retry budget of each Redis call.
+        start_timeout: real seconds to wait for the emitter to take the first phase.
+    """
+
+    def __init__(self, config: FarmConfig, redis_url: str | None = None,
+                 scaler: str | Scaler = "local", time_scale: float = 1.0,
+                 scaler_options: dict[str, Any] | None = None, redis_tries: int = 5,
+                 redis_backoff: float = 0.2, start_timeout: float = 30.0) -> None:
+        if time_scale <= 0:
+            raise ValueError(f"time_scale must be > 0, got {time_scale}")
+        self.config = config
+        self.redis_url = redis_url or redis_url_for(config)
+        self.time_scale = float(time_scale)
+        self.start_timeout = float(start_timeout)
+        self.keys = FarmKeys.from_config(config)
+        self.link = RedisLink(self.redis_url, tries=redis_tries, backoff=redis_backoff)
+        self.scaler = make_scaler(scaler, config, **dict(scaler_options or {}))
+        self.scaler.bind(self.link, self.keys, config, self.time_scale)
+        self.expected_tasks = expected_task_count(config)
+        self.workload = None  # the current episode's Workload (same as the twin's)
+        self.program_start_time = 0.0
+        self.task_generation_start_time = None
+        self._generation_end: float | None = None
+        #: every task collected this episode, as read from output_queue (kept on errors)
+        self.records: list[dict[str, Any]] = []
+        self._out_index = 0
+        self._started = False
+
+    # ------------------------------------------------------------------ clock
+
+    @property
+    def now(self) -> float:
+        return (time.time() - self.program_start_time) / self.time_scale if self._started else 0.0
+
+    @property
+    def task_generation_end_time(self) -> float | None:
+        return self._generation_end
+
+    # ------------------------------------------------------------------ episode lifecycle
+
+    def reset(self, *, seed: int, initial_workers: int,
+              phase_order: Sequence[int] | None = None) -> FarmSnapshot:
+        """Stop the farm, clear its keys, start collector/workers/emitter, start the episode."""
+        order = list(phase_order) if phase_order else None
+        wl = episode_workload(self.config, seed, order)  # what the emitter will generate
+        self.workload = wl
+        self.expected_tasks = wl.expected_tasks
+        self.scaler.stop_farm()
+        self.link.call(lambda r: r.delete(*self.keys.all()))
+        self.records, self._out_index = [], 0
+        self._generation_end, self.task_generation_start_time = None, None
+        self.scaler.start_farm(initial_workers, seed)
+        # The episode starts now: the emitter is waiting on input_queue.
+        self.program_start_time = time.time()
+        self._started = True
+        n = len(wl.phase_names)
+        descriptors = [phase_descriptor(
+            k, name, phase_count=n, seed=seed, order=order,
+            program_start_time=self.program_start_time, time_scale=self.time_scale)
+            for k, name in enumerate(wl.phase_names)]
+
+        def push(r):
+            pipe = r.pipeline(transaction=True)
+            pipe.hset(self.keys.state, mapping={"program_start_time": self.program_start_time,
+                                                "time_scale": self.time_scale})
+            pipe.rpush(self.keys.input, *descriptors)
+            pipe.execute()
+
+        self.link.call(push)
+        deadline = time.time() + self.start_timeout
+        while self.link.call(lambda r: r.hget(self.keys.state, "generation_start")) is None:
+            if time.time() > deadline:
+                raise LiveFarmError(f"the emitter did not take the first phase within "
+                                    f"{self.start_timeout:.0f} s")
+            self._check_health()
+            time.sleep(0.005)
+        return self.snapshot()
+
+    def close(self) -> None:
+        try:
+            self.scaler.close()
+        finally:
+            self.link.close()
+
+    # ------------------------------------------------------------------ acting
+
+    def scale(self, delta: int) -> ScaleResult:
+        start = self.now
+        if delta > 0:
+            applied = self.scaler.scale_up(delta)
+        elif delta < 0:
+            applied = -self.scaler.scale_down(-delta)
+        else:
+            return ScaleResult(0, 0.0)
+        return ScaleResult(applied, self.now - start)
+
+    def wait(self, seconds: float) -> None:
+        """Sleep ``seconds`` farm seconds, checking the farm's processes as it goes."""
+        end = time.time() + max(0.0, seconds) * self.time_scale
+        while True:
+            self._check_health()
+            left = end - time.time()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.5))
+
+    def _check_health(self) -> None:
+        problem = self.scaler.health()
+        if problem:
+            # A component dying usually means Redis went away: report that if so.
+            self.link.call(lambda r: r.ping())
+            raise LiveFarmError(problem)
+
+    # ------------------------------------------------------------------ observing
+
+    def snapshot(self) -> FarmSnapshot:
+        keys, index = self.keys, self._out_index
+
+        def read(r):
+            pipe = r.pipeline(transaction=True)
+            pipe.llen(keys.input)
+            pipe.llen(keys.worker)
+            pipe.llen(keys.result)
+            pipe.get(keys.enqueued_total)
+            pipe.lrange(keys.output, index, -1)
+            pipe.hmget(keys.state, ["generation_start", "generation_end"])
+            return pipe.execute()
+
+        inp, wq, rq, enq, new_raw, (gen_start, gen_end) = self.link.call(read)
+        now = self.now
+        new = [loads(x) for x in new_raw]
+        self.records.extend(new)
+        self._out_index += len(new)
+        if gen_start is not None:
+            self.task_generation_start_time = float(gen_start)
+        if gen_end is not None:
+            self._generation_end = float(gen_end)
+        completed = Completions(
+            np.array([t["task_collect_timestamp"] for t in new], dtype=float),
+            np.array([t["task_completion_time"] for t in new], dtype=float),
+            np.array([bool(t["task_QoS"]) for t in new], dtype=bool),
+        ) if new else Completions.empty()
+        return FarmSnapshot(
+            time=now, input_queue=int(inp), worker_queue=int(wq), result_queue=int(rq),
+            output_queue=self._out_index, workers=self.scaler.observed_workers(),
+            enqueued_total=int(enq or 0), completed=completed)
+
+    def drain(self, timeout: float) -> FarmSnapshot:
+        """Wait up to ``timeout`` farm seconds until no task is in a worker or result_queue."""
+        keys = self.keys
+        end = time.time() + max(0.0, timeout) * self.time_scale
+        poll = max(0.005, self.config.timing.collector_wait_time * self.time_scale)
+
+        def counts(r):
+            pipe = r.pipeline(transaction=True)
+            pipe.get(keys.enqueued_total)
+            pipe.llen(keys.worker)
+            pipe.llen(keys.output)
+            return pipe.execute()
+
+        while time.time() < end:
+            enq, wq, out = self.link.call(counts)
+            if int(enq or 0) - int(wq) - int(out) <= 0:
+                break
+            time.sleep(poll)
+        return self.snapshot()
+
+    def output_records(self) -> list[dict[str, Any]]:
+        """Every task in output_queue now (one full read; for tests and analysis)."""
+        raw = self.link.call(lambda r: r.lrange(self.keys.output, 0, -1))
+        return [loads(x) for x in raw]
+
+
+# --------------------------------------------------------------------------- CLI helpers
+
+
+def add_live_arguments(parser) -> None:
+    """Add ``--redis-url``, ``--scaler`` and ``--time-scale`` to an argparse parser."""
+    from .scalers import SCALERS
+
+    parser.add_argument("--redis-url", default=None,
+                        help="live backend: redis://host:port/db (default: from the config)")
+    parser.add_argument("--scaler", default="local", choices=SCALERS,
+                        help="live backend: how workers are scaled")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="live backend: real seconds per farm second (0.1 = 10x faster)")
+
+
+def live_backend_options(args) -> dict[str, Any]:
+    """``backend_options`` for the env from parsed ``add_live_arguments`` flags."""
+    opts: dict[str, Any] = {"scaler": getattr(args, "scaler", "local"),
+                            "time_scale": float(getattr(args, "time_scale", 1.0))}
+    if getattr(args, "redis_url", None):
+        opts["redis_url"] = args.redis_url
+    return opts
+
+
+__all__ = ["LiveFarm", "LiveFarmError", "add_live_arguments", "live_backend_options"]
