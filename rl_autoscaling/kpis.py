@@ -1,0 +1,158 @@
+"""Autoscaling KPIs in Tune results and in the Ray dashboard (Ray custom metrics).
+
+``AutoscalingCallbacks`` (set on every Tune trial's AlgorithmConfig) makes both algorithms
+report the same things:
+
+* ``result["training_episodes"]``: the ``training_metrics.json`` records of the episodes that
+  finished during the iteration (SARSA writes them itself; for DQN they are collected from the
+  ``DqnTrainingEnv`` wrappers of the local env runner);
+* ``result["evaluation"]``: the ``evaluation_metrics.json`` checkpoint record (``episode``,
+  ``eval_episodes``, ``mean_X`` / ``std_X``) on evaluation iterations;
+* ``result["autoscaling"]``: the iteration's mean final QoS, mean workers, scaling actions and
+  reward, so Tune's CSV/JSON/TensorBoard logs and progress table show them;
+* Ray custom metrics (``ray.util.metrics``) ``rl_autoscaling_episode_final_qos``,
+  ``..._mean_workers``, ``..._scaling_actions``, ``..._reward`` (gauges, tagged with the
+  algorithm) and the counter ``rl_autoscaling_episodes_total``: they appear in the dashboard's
+  Metrics view and in the node's Prometheus export (prefixed ``ray_``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from ray.rllib.callbacks.callbacks import RLlibCallback
+
+KPI_NAMES = ("final_qos", "mean_workers", "scaling_actions", "reward")
+METRIC_PREFIX = "rl_autoscaling_episode_"
+_METRICS: dict[str, Any] = {}
+
+
+def _metrics() -> dict[str, Any]:
+    """Create the Ray metrics once per process (they must be made after Ray is up)."""
+    if not _METRICS:
+        from ray.util.metrics import Counter, Gauge
+
+        help_text = {
+            "final_qos": "Share of an episode's tasks that met their deadline",
+            "mean_workers": "Mean worker count over an episode",
+            "scaling_actions": "Scaling actions applied in an episode",
+            "reward": "Total reward of an episode",
+        }
+        for name in KPI_NAMES:
+            _METRICS[name] = Gauge(METRIC_PREFIX + name, description=help_text[name],
+                                   tag_keys=("algo",))
+        _METRICS["episodes"] = Counter("rl_autoscaling_episodes_total",
+                                       description="Training episodes finished",
+                                       tag_keys=("algo",))
+    return _METRICS
+
+
+def episode_kpis(record: Mapping[str, Any]) -> dict[str, float]:
+    """The dashboard KPIs of one ``training_metrics.json`` record."""
+    return {
+        "final_qos": float(record.get("final_qos", 0.0)),
+        "mean_workers": float(record.get("mean_workers", record.get("max_workers", 0.0))),
+        "scaling_actions": float(record.get("scale_up_count", 0) + record.get("scale_down_count", 0)),
+        "reward": float(record.get("total_reward", 0.0)),
+    }
+
+
+def publish(records: Sequence[Mapping[str, Any]], algo: str) -> None:
+    """Set the gauges to each finished episode's KPIs, in order, and count the episodes."""
+    if not records:
+        return
+    metrics = _metrics()
+    tags = {"algo": algo}
+    for record in records:
+        for name, value in episode_kpis(record).items():
+            metrics[name].set(value, tags=tags)
+    metrics["episodes"].inc(len(records), tags=tags)
+
+
+def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Means of the KPIs over an iteration's episodes."""
+    if not records:
+        return {}
+    kpis = [episode_kpis(r) for r in records]
+    return {f"{name}_mean": float(np.mean([k[name] for k in kpis])) for name in KPI_NAMES}
+
+
+def _algo_name(algorithm) -> str:
+    return type(algorithm).__name__.lower().removesuffix("farm")
+
+
+class AutoscalingCallbacks(RLlibCallback):
+    """Per-iteration episode records, evaluation records and dashboard KPIs."""
+
+    def on_train_result(self, *, algorithm, metrics_logger=None, result: dict, **kwargs) -> None:
+        if "training_episodes" not in result:
+            result["training_episodes"] = _dqn_training_records(algorithm, result)
+        records = result["training_episodes"]
+        publish(records, _algo_name(algorithm))
+        result["autoscaling"] = summarise(records)
+
+    def on_evaluate_end(self, *, algorithm, metrics_logger=None, evaluation_metrics: dict,
+                        **kwargs) -> None:
+        if "mean_final_qos" in evaluation_metrics:
+            return  # SARSA reports the checkpoint record itself
+        from .algorithms.dqn import DqnTrainingEnv
+        from .metrics import checkpoint_evaluation
+
+        runner = getattr(algorithm, "eval_env_runner", None)
+        traces = [t for env in _wrapped_envs(runner, DqnTrainingEnv) for t in env.pop_finished()]
+        if traces:
+            evaluation_metrics.update(checkpoint_evaluation(episodes_done(algorithm), traces))
+
+
+def _wrapped_envs(runner, cls) -> list:
+    """Every ``cls`` env inside an env runner's (vector) env."""
+    found, stack, seen = [], [getattr(runner, "env", None)], set()
+    while stack:
+        env = stack.pop()
+        if env is None or id(env) in seen:
+            continue
+        seen.add(id(env))
+        if isinstance(env, cls):
+            found.append(env)
+            continue
+        stack.extend(getattr(env, "envs", None) or [])
+        stack.append(getattr(env, "env", None))
+    return found
+
+
+def _dqn_training_records(algorithm, result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Training records of the episodes DQN finished this iteration (local env runner)."""
+    try:
+        from .algorithms.dqn import DqnTrainingEnv, epsilon_at
+    except ImportError:  # pragma: no cover - DQN not installed
+        return []
+    traces = [t for env in _wrapped_envs(getattr(algorithm, "env_runner", None), DqnTrainingEnv)
+              for t in env.pop_finished()]
+    if not traces:
+        return []
+    learner = result.get("learners", {}).get("default_policy", {})
+    loss_sum, loss_count = learner.get("loss_sum"), learner.get("loss_count")
+    mean_loss = (float(loss_sum) / float(loss_count) if loss_sum is not None and loss_count
+                 else None)
+    schedule = algorithm.config.epsilon
+    sampled = int(result.get("env_runners", {}).get("num_env_steps_sampled_lifetime", 0))
+    start = sampled - sum(t.steps for t in traces)
+    records = []
+    done = episodes_done(algorithm) - len(traces)
+    for trace in traces:
+        epsilon = epsilon_at(schedule, start) if isinstance(schedule, list) else float(schedule)
+        done += 1
+        records.append(trace.training_record(done, epsilon, mean_loss))
+        start += trace.steps
+    return records
+
+
+def episodes_done(algorithm) -> int:
+    """Training episodes finished so far (SARSA counts them itself; RLlib's lifetime counter
+    survives restores)."""
+    if hasattr(algorithm, "episodes_done"):
+        return int(algorithm.episodes_done)
+    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_EPISODES_LIFETIME
+
+    return int(algorithm.metrics.peek((ENV_RUNNER_RESULTS, NUM_EPISODES_LIFETIME), default=0))

@@ -1,0 +1,166 @@
+"""Experiment specs for ``python -m rl_autoscaling.tune``: YAML -> validated, with search spaces.
+
+A spec file (see ``tune_configs/``) has these sections; unknown keys are errors naming them::
+
+    algo: dqn                      # sarsa | dqn
+    name: dqn                      # experiment directory under --storage-path
+    num_samples: 1
+    metric: env_runners/episode_return_mean
+    mode: max
+    stop: {training_iteration: 120}
+    checkpoint: {frequency: 10, num_to_keep: 3, at_end: true}
+    evaluation: {interval: 10, duration: 5}
+    resources: {num_env_runners: 0}
+    failure: {max_failures: 2}
+    env_config: {max_steps: 30, step_duration: 8, ...}   # any env arg or farm-config key
+    training: {lr: 3.0e-4, ...}                          # algorithm hyperparameters
+    smoke: {stop.training_iteration: 2, ...}             # overrides applied by --smoke
+
+Any value in ``training`` or ``env_config`` may be a search space:
+``{grid: [a, b]}``, ``{choice: [a, b]}``, ``{uniform: [lo, hi]}``, ``{loguniform: [lo, hi]}``,
+``{randint: [lo, hi]}``, ``{quniform: [lo, hi, q]}``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .config import ConfigError, apply_overrides
+
+TOP_KEYS = {"algo", "name", "num_samples", "metric", "mode", "stop", "checkpoint",
+            "evaluation", "resources", "failure", "env_config", "training", "smoke"}
+SECTION_KEYS = {
+    "checkpoint": {"frequency", "num_to_keep", "at_end"},
+    "evaluation": {"interval", "duration"},
+    "resources": {"num_env_runners", "num_cpus_per_env_runner", "num_envs_per_env_runner"},
+    "failure": {"max_failures"},
+    "stop": {"training_iteration", "time_total_s", "timesteps_total",
+             "env_runners/episode_return_mean", "env_runners/num_env_steps_sampled_lifetime"},
+}
+SPACES = ("grid", "choice", "uniform", "loguniform", "randint", "quniform")
+TUNE_CONFIG_DIR = Path(__file__).resolve().parents[1] / "tune_configs"
+
+
+@dataclass
+class ExperimentSpec:
+    algo: str
+    name: str
+    num_samples: int = 1
+    metric: str = "env_runners/episode_return_mean"
+    mode: str = "max"
+    stop: dict[str, Any] = field(default_factory=lambda: {"training_iteration": 100})
+    checkpoint: dict[str, Any] = field(default_factory=lambda: {
+        "frequency": 10, "num_to_keep": 3, "at_end": True})
+    evaluation: dict[str, Any] = field(default_factory=lambda: {"interval": 10, "duration": 3})
+    resources: dict[str, Any] = field(default_factory=lambda: {"num_env_runners": 0})
+    failure: dict[str, Any] = field(default_factory=lambda: {"max_failures": 2})
+    env_config: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+def is_space(value: Any) -> bool:
+    return isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in SPACES
+
+
+def to_tune_space(value: Any, path: str) -> Any:
+    """Turn ``{grid: [...]}`` etc. into Ray Tune search-space objects (recursively)."""
+    from ray import tune
+
+    if is_space(value):
+        (kind, args), = value.items()
+        if not isinstance(args, list) or not args:
+            raise ConfigError(f"{path}.{kind} needs a non-empty list")
+        try:
+            if kind == "grid":
+                return tune.grid_search(args)
+            if kind == "choice":
+                return tune.choice(args)
+            lo, hi = args[0], args[1]
+            if kind == "uniform":
+                return tune.uniform(lo, hi)
+            if kind == "loguniform":
+                return tune.loguniform(lo, hi)
+            if kind == "randint":
+                return tune.randint(lo, hi)
+            return tune.quniform(lo, hi, args[2])
+        except (IndexError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}.{kind}: bad bounds {args!r} ({exc})") from None
+    if isinstance(value, Mapping):
+        return {k: to_tune_space(v, f"{path}.{k}") for k, v in value.items()}
+    return value
+
+
+def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    for key in data:
+        if key not in allowed:
+            prefix = f"{where}." if where else ""
+            raise ConfigError(f"unknown key {prefix}{key} (allowed: {', '.join(sorted(allowed))})")
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``--set a.b=1`` pairs -> overrides; values are parsed as YAML (numbers, lists, ...)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from None
+    return out
+
+
+def load_spec(path: str | Path, algo: str, smoke: bool = False,
+              overrides: Mapping[str, Any] | None = None,
+              training_keys: set[str] | None = None) -> ExperimentSpec:
+    """Read and validate a spec file; apply ``smoke`` overrides, then ``overrides``."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read tune config {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"tune config {path} is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"tune config {path} must hold a mapping")
+    _check_keys(data, TOP_KEYS, "")
+    if data.get("algo", algo) != algo:
+        raise ConfigError(f"tune config {path} is for algo {data['algo']!r}, not {algo!r}")
+    smoke_overrides = data.pop("smoke", {}) or {}
+    data = copy.deepcopy(data)
+    if smoke:
+        data = apply_overrides(data, smoke_overrides)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    _check_keys(data, TOP_KEYS - {"smoke"}, "")
+    for section, allowed in SECTION_KEYS.items():
+        value = data.get(section, {})
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{section} must be a mapping")
+        _check_keys(value, allowed, section)
+    for section in ("env_config", "training"):
+        if not isinstance(data.get(section, {}), Mapping):
+            raise ConfigError(f"{section} must be a mapping")
+    if training_keys is not None:
+        _check_keys(data.get("training", {}), training_keys, "training")
+    spec = ExperimentSpec(algo=algo, name=data.get("name", algo))
+    for key in ("num_samples", "metric", "mode"):
+        if key in data:
+            setattr(spec, key, data[key])
+    for section in ("stop", "checkpoint", "evaluation", "resources", "failure"):
+        getattr(spec, section).update(data.get(section, {}))
+    spec.env_config = dict(data.get("env_config", {}))
+    spec.training = dict(data.get("training", {}))
+    if not isinstance(spec.num_samples, int) or spec.num_samples < 1:
+        raise ConfigError(f"num_samples must be an integer >= 1, got {spec.num_samples!r}")
+    if spec.mode not in ("max", "min"):
+        raise ConfigError(f"mode must be max or min, got {spec.mode!r}")
+    return spec
