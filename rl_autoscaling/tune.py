@@ -22,6 +22,7 @@ from .config import ConfigError
 from .tune_spec import TUNE_CONFIG_DIR, ExperimentSpec, load_spec, parse_set, to_tune_space
 
 ALGOS = ("sarsa", "dqn")
+EXIT_INTERRUPTED = 130
 
 
 # --------------------------------------------------------------------------- algorithms
@@ -265,15 +266,19 @@ def run(args: argparse.Namespace) -> int:
                                  args.resume, args.seed)
     results = tuner.fit()
     exported = export_experiment(results, args.algo, args.output)
+    for trial_dir, run_dir in exported["runs"].items():
+        print(f"exported {trial_dir} -> {run_dir}")
+    if exported["best"]:
+        print(f"best trial run directory: {exported['best']}")
     errors = [r for r in results if r.error]
     for r in errors:
         print(f"trial {Path(r.path).name} failed: {r.error}", file=sys.stderr)
-    if exported:
-        best = exported.get("best")
-        for trial_dir, run_dir in exported["runs"].items():
-            print(f"exported {trial_dir} -> {run_dir}")
-        if best:
-            print(f"best trial run directory: {best}")
+    unfinished = sum(1 for r in results if not r.error and not (r.metrics or {}).get("done"))
+    if unfinished:
+        # Tune caught Ctrl+C, saved the experiment and returned early.
+        print(f"interrupted: {unfinished} trial(s) unfinished; re-run the same command to "
+              f"resume from {storage / spec.name}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 1 if errors else 0
 
 

@@ -110,9 +110,15 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         try:
-            out[key.strip()] = yaml.safe_load(raw)
+            value = yaml.safe_load(raw)
         except yaml.YAMLError:
             raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from None
+        if isinstance(value, str):
+            try:
+                value = float(value)  # YAML 1.1 reads "1e-3" as a string
+            except ValueError:
+                pass
+        out[key.strip()] = value
     return out
 
 

@@ -1,0 +1,478 @@
+"""Tabular SARSA(lambda): discretiser, Q-table, epsilon-greedy, eligibility traces (SPEC §5).
+
+Plain Python + NumPy, no Ray: the RLlib ``SarsaLambda`` algorithm
+(:mod:`rl_autoscaling.algorithms.sarsa_lambda`), the ``train_sarsa`` CLI, ``SarsaPolicy`` and
+the tests all run this one implementation.
+
+- :class:`Discretiser`: per observation dimension, explicit strictly increasing edges; the
+  bin index is the number of edges <= value, so values below the first / above the last edge
+  fall into the first / last bin. ``Discretiser.from_bins`` gives the SPEC default edges for
+  the default bins ``(4, 7, 1, 1, 8, 8, 1, 5, 6)`` and equal-width bins between the
+  observation-space bounds for any other bins.
+- :class:`SarsaLambdaLearner`: the Q-table (``dict`` state -> list of 3 floats, zeros when
+  first seen; plain lists are ~4x faster than 3-element NumPy arrays in the update loop),
+  epsilon-greedy with greedy ties broken towards the *highest* action index, the online
+  per-step SARSA(lambda) update with accumulating traces pruned below ``trace_threshold``,
+  and ``epsilon <- max(epsilon_min, epsilon * epsilon_decay)`` after every episode.
+- Model files (``sarsa_*.pkl``): :meth:`SarsaLambdaLearner.to_model` / :func:`load_model`.
+
+Episode end: the last transition of an episode (terminated *or* truncated at ``max_steps``)
+is treated as terminal, ``delta = r - Q(s, a)``: the seed's convention (SPEC §6 records it for
+the seed's agents); the episode-end reward (completion bonus / unfinished-task penalty) is the
+last reward, so nothing is bootstrapped past it.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..metrics import EpisodeTrace
+from ..modelio import ModelFileError, load_pickle, save_pickle
+
+OBS_SIZE = 9
+ACTION_SIZE = 3
+#: The SPEC §5 default bins and the explicit edges that come with them.
+DEFAULT_BINS: tuple[int, ...] = (4, 7, 1, 1, 8, 8, 1, 5, 6)
+DEFAULT_EDGES: tuple[tuple[float, ...], ...] = (
+    (0.5, 1.5, 2.5),                              # 0 input_queue
+    (0.5, 2.5, 5.5, 9.5, 15.5, 30.5),             # 1 worker_queue
+    (),                                           # 2 result_queue (one bin)
+    (),                                           # 3 output_queue (one bin)
+    (3.5, 7.5, 11.5, 12.5, 16.5, 20.5, 24.5),     # 4 workers
+    (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0),        # 5 avg_time
+    (),                                           # 6 max_time (one bin)
+    (0.15, 0.5, 1.5, 3.5),                        # 7 arrival_rate
+    (0.5, 0.8, 0.9, 0.95, 0.999),                 # 8 qos_rate
+)
+#: SPEC §4 observation bounds (default farm), used only when a model file lacks its own.
+SPEC_LOW = (0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
+SPEC_HIGH = (3.0, 800.0, 10.0, 1140.0, 32.0, 150.0, 160.0, 12.0, 1.0)
+
+MODEL_FORMAT = "rl_autoscaling.sarsa"
+MODEL_VERSION = 1
+
+State = tuple[int, ...]
+
+
+# ---------------------------------------------------------------------------- discretiser
+
+class Discretiser:
+    """Maps an observation to a state key: a tuple of one bin index per dimension.
+
+    Args:
+        edges: per dimension, strictly increasing finite bin edges (empty: one bin).
+    """
+
+    def __init__(self, edges: Sequence[Sequence[float]]) -> None:
+        cleaned: list[tuple[float, ...]] = []
+        for d, dim_edges in enumerate(edges):
+            e = tuple(float(x) for x in dim_edges)
+            if not all(math.isfinite(x) for x in e):
+                raise ValueError(f"discretisation edges of dimension {d} must be finite")
+            if any(b <= a for a, b in zip(e, e[1:])):
+                raise ValueError(f"discretisation edges of dimension {d} must be strictly "
+                                 f"increasing, got {list(e)}")
+            cleaned.append(e)
+        if not cleaned:
+            raise ValueError("a discretiser needs at least one dimension")
+        self.edges: tuple[tuple[float, ...], ...] = tuple(cleaned)
+
+    @property
+    def bins(self) -> tuple[int, ...]:
+        """Number of bins per dimension (edges + 1)."""
+        return tuple(len(e) + 1 for e in self.edges)
+
+    @property
+    def num_states(self) -> int:
+        """Size of the discrete state space (product of the bins)."""
+        return int(np.prod(self.bins))
+
+    @classmethod
+    def from_bins(cls, bins: Sequence[int] = DEFAULT_BINS,
+                  low: Sequence[float] | None = None,
+                  high: Sequence[float] | None = None) -> "Discretiser":
+        """SPEC default edges for ``DEFAULT_BINS``; otherwise equal-width bins on [low, high].
+
+        Raises:
+            ValueError: a bin count < 1, wrong length, or missing / empty bounds.
+        """
+        b = tuple(int(x) for x in bins)
+        if any(float(x) != int(x) for x in bins):
+            raise ValueError(f"bins must be integers, got {list(bins)}")
+        if len(b) != OBS_SIZE:
+            raise ValueError(f"bins needs {OBS_SIZE} integers (one per observation), "
+                             f"got {len(b)}")
+        if any(x < 1 for x in b):
+            raise ValueError(f"every bin count must be >= 1, got {list(b)}")
+        if b == DEFAULT_BINS:
+            return cls(DEFAULT_EDGES)
+        return cls(equal_width_edges(b, SPEC_LOW if low is None else low,
+                                     SPEC_HIGH if high is None else high))
+
+    def __call__(self, obs: Sequence[float]) -> State:
+        return tuple(bisect_right(e, float(v)) for e, v in zip(self.edges, obs))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"bins": [...], "edges": [[...], ...]}`` (plain lists, for model files)."""
+        return {"bins": list(self.bins), "edges": [list(e) for e in self.edges]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Discretiser":
+        """Inverse of :meth:`to_dict`; ``bins`` alone (+ optional ``low``/``high``) also works."""
+        if data.get("edges") is not None:
+            edges = [list(np.asarray(e, dtype=float).ravel()) for e in data["edges"]]
+            disc = cls(edges)
+            if data.get("bins") is not None and tuple(int(b) for b in data["bins"]) != disc.bins:
+                raise ValueError(f"discretisation bins {list(data['bins'])} do not match its "
+                                 f"edges (bins {list(disc.bins)})")
+            return disc
+        if data.get("bins") is None:
+            raise ValueError("discretisation needs 'edges' or 'bins'")
+        return cls.from_bins(data["bins"], data.get("low"), data.get("high"))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Discretiser) and self.edges == other.edges
+
+    def __repr__(self) -> str:
+        return f"Discretiser(bins={list(self.bins)})"
+
+
+def equal_width_edges(bins: Sequence[int], low: Sequence[float],
+                      high: Sequence[float]) -> list[list[float]]:
+    """Interior edges of ``bins[d]`` equal-width bins between ``low[d]`` and ``high[d]``."""
+    lo = np.asarray(low, dtype=float)
+    hi = np.asarray(high, dtype=float)
+    if lo.shape != (len(bins),) or hi.shape != (len(bins),):
+        raise ValueError(f"bounds must have {len(bins)} values")
+    edges = []
+    for d, b in enumerate(bins):
+        if b > 1 and not hi[d] > lo[d]:
+            raise ValueError(f"dimension {d} has empty bounds [{lo[d]}, {hi[d]}]; "
+                             "it can only have 1 bin")
+        edges.append([float(lo[d] + (hi[d] - lo[d]) * k / b) for k in range(1, b)])
+    return edges
+
+
+# ---------------------------------------------------------------------------- hyperparameters
+
+@dataclass
+class SarsaHyperparams:
+    """SARSA(lambda) hyperparameters (defaults: SPEC §5)."""
+
+    alpha: float = 0.025            # learning rate
+    gamma: float = 0.985            # discount factor
+    epsilon: float = 0.40           # initial exploration rate
+    epsilon_min: float = 0.10       # exploration floor
+    epsilon_decay: float = 0.995    # per-episode multiplicative decay
+    trace_lambda: float = 0.5       # trace decay; <= 0 is one-step SARSA
+    trace_threshold: float = 1e-5   # drop a state's trace once max|e| falls below this
+
+    def validate(self) -> "SarsaHyperparams":
+        """Raise ValueError naming the first out-of-range value; returns self."""
+        for name, value in asdict(self).items():
+            if not isinstance(value, (int, float)) or math.isnan(value):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+        checks = (
+            (0 < self.alpha <= 1, f"alpha must be in (0, 1], got {self.alpha}"),
+            (0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}"),
+            (0 <= self.epsilon <= 1, f"epsilon must be in [0, 1], got {self.epsilon}"),
+            (0 <= self.epsilon_min <= 1,
+             f"epsilon_min must be in [0, 1], got {self.epsilon_min}"),
+            (0 < self.epsilon_decay <= 1,
+             f"epsilon_decay must be in (0, 1], got {self.epsilon_decay}"),
+            (self.trace_lambda <= 1, f"trace_lambda must be <= 1, got {self.trace_lambda}"),
+            (self.trace_threshold >= 0,
+             f"trace_threshold must be >= 0, got {self.trace_threshold}"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        return self
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> "SarsaHyperparams":
+        """Pick the known keys of ``data`` (extra keys are ignored), as floats."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: float(v) for k, v in data.items() if k in names})
+
+
+# ---------------------------------------------------------------------------- learner
+
+@dataclass
+class EpisodeResult:
+    """One training episode: its trace, the epsilon it explored with, its Q updates."""
+
+    trace: EpisodeTrace
+    epsilon: float
+    updates: int
+
+
+class SarsaLambdaLearner:
+    """Tabular SARSA(lambda) with an online per-step update.
+
+    Args:
+        discretiser: observation -> state key.
+        hyperparams: see :class:`SarsaHyperparams`.
+        action_size: number of discrete actions.
+        seed: seed of the epsilon-greedy RNG.
+        epsilon: current exploration rate (default ``hyperparams.epsilon``).
+    """
+
+    def __init__(self, discretiser: Discretiser | None = None,
+                 hyperparams: SarsaHyperparams | None = None, action_size: int = ACTION_SIZE,
+                 seed: int | None = None, epsilon: float | None = None) -> None:
+        self.discretiser = discretiser or Discretiser(DEFAULT_EDGES)
+        self.hp = (hyperparams or SarsaHyperparams()).validate()
+        if action_size < 1:
+            raise ValueError(f"action_size must be >= 1, got {action_size}")
+        self.action_size = int(action_size)
+        self.epsilon = float(self.hp.epsilon if epsilon is None else epsilon)
+        self.q: dict[State, list[float]] = {}
+        self.traces: dict[State, list[float]] = {}
+        self.rng = np.random.default_rng(seed)
+        #: Trace figures of the last training episode (for debug summaries).
+        self.last_episode_stats: dict[str, float] = {}
+        self._peak_states = 0
+        self._peak_trace = 0.0
+
+    # ---- Q-table and action choice
+
+    def state(self, obs: Sequence[float]) -> State:
+        """The discretised state key of ``obs``."""
+        return self.discretiser(obs)
+
+    def q_values(self, state: State) -> np.ndarray:
+        """A copy of Q(state, .), without adding unseen states (zeros for them)."""
+        row = self.q.get(state)
+        return np.zeros(self.action_size) if row is None else np.array(row, dtype=float)
+
+    def _row(self, state: State) -> list[float]:
+        row = self.q.get(state)
+        if row is None:
+            row = self.q[state] = [0.0] * self.action_size
+        return row
+
+    def greedy(self, state: State) -> int:
+        """argmax_a Q(state, a), ties -> the highest action index."""
+        row = self.q.get(state)
+        if row is None:
+            return self.action_size - 1
+        best = self.action_size - 1
+        for i in range(self.action_size - 2, -1, -1):
+            if row[i] > row[best]:
+                best = i
+        return best
+
+    def act(self, state: State) -> int:
+        """Epsilon-greedy action for ``state`` (random with probability epsilon)."""
+        if self.rng.random() < self.epsilon:
+            return int(self.rng.integers(self.action_size))
+        return self.greedy(state)
+
+    def greedy_action(self, obs: Sequence[float], info: Mapping[str, Any] | None = None) -> int:
+        """Greedy action for a raw observation (``run_episode``'s policy signature)."""
+        return self.greedy(self.discretiser(obs))
+
+    # ---- learning
+
+    def update(self, s: State, a: int, reward: float, s_next: State | None,
+               a_next: int | None) -> float:
+        """One SARSA(lambda) update; ``s_next``/``a_next`` None marks the episode's end.
+
+        delta = r + gamma Q(s', a') - Q(s, a) (the bootstrap term is 0 at the episode's end).
+        lambda <= 0: Q(s, a) += alpha delta. lambda > 0: e(s)[a] += 1, then for every traced
+        state Q(s, .) += alpha delta e(s, .) and e(s, .) *= gamma lambda, dropping the state
+        once max|e(s, .)| < trace_threshold. Returns delta.
+        """
+        hp = self.hp
+        q_sa = self._row(s)
+        target = reward if a_next is None else reward + hp.gamma * self._row(s_next)[a_next]
+        delta = float(target - q_sa[a])
+        if hp.trace_lambda <= 0:
+            q_sa[a] += hp.alpha * delta
+            return delta
+        trace = self.traces.get(s)
+        if trace is None:
+            trace = self.traces[s] = [0.0] * self.action_size
+        trace[a] += 1.0
+        if trace[a] > self._peak_trace:
+            self._peak_trace = trace[a]
+        if len(self.traces) > self._peak_states:
+            self._peak_states = len(self.traces)
+        step = hp.alpha * delta
+        decay = hp.gamma * hp.trace_lambda
+        threshold = hp.trace_threshold
+        actions = range(self.action_size)
+        for key, e in list(self.traces.items()):
+            row = self.q[key]
+            for i in actions:
+                row[i] += step * e[i]
+                e[i] *= decay
+            # Accumulating traces are never negative, so max|e| is max(e).
+            if max(e) < threshold:
+                del self.traces[key]
+        return delta
+
+    def decay_epsilon(self) -> float:
+        """epsilon <- max(epsilon_min, epsilon * epsilon_decay); returns the new epsilon."""
+        self.epsilon = max(self.hp.epsilon_min, self.epsilon * self.hp.epsilon_decay)
+        return self.epsilon
+
+    def train_episode(self, env, seed: int | None = None) -> EpisodeResult:
+        """Play one epsilon-greedy episode on ``env``, updating after every step, then decay
+        epsilon. Traces start empty and are cleared at the end."""
+        eps = self.epsilon
+        self.traces.clear()
+        self._peak_states, self._peak_trace = 0, 0.0
+        trace = EpisodeTrace()
+        obs, _ = env.reset(seed=seed)
+        s = self.state(obs)
+        a = self.act(s)
+        updates = 0
+        while True:
+            obs, reward, terminated, truncated, info = env.step(a)
+            trace.record(obs, reward, info)
+            if terminated or truncated:
+                self.update(s, a, float(reward), None, None)
+                updates += 1
+                break
+            s_next = self.state(obs)
+            a_next = self.act(s_next)
+            self.update(s, a, float(reward), s_next, a_next)
+            updates += 1
+            s, a = s_next, a_next
+        self.traces.clear()
+        self.last_episode_stats = {"peak_traced_states": self._peak_states,
+                                   "peak_trace": self._peak_trace}
+        self.decay_epsilon()
+        return EpisodeResult(trace=trace, epsilon=eps, updates=updates)
+
+    # ---- state (checkpoints) and model files
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue training exactly (plain values and arrays)."""
+        keys = list(self.q)
+        return {
+            "q_keys": np.asarray(keys, dtype=np.int64).reshape(len(keys), -1),
+            "q_values": np.asarray([self.q[k] for k in keys],
+                                   dtype=float).reshape(len(keys), self.action_size),
+            "epsilon": self.epsilon,
+            "hyperparams": asdict(self.hp),
+            "discretisation": self.discretiser.to_dict(),
+            "action_size": self.action_size,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`get_state` output (traces are per-episode and start empty)."""
+        self.discretiser = Discretiser.from_dict(state["discretisation"])
+        self.hp = SarsaHyperparams.from_mapping(state["hyperparams"]).validate()
+        self.action_size = int(state["action_size"])
+        self.epsilon = float(state["epsilon"])
+        keys = np.asarray(state["q_keys"], dtype=np.int64)
+        values = np.asarray(state["q_values"], dtype=float)
+        self.q = {tuple(int(x) for x in k): [float(x) for x in values[i]]
+                  for i, k in enumerate(keys)}
+        self.traces = {}
+        if state.get("rng") is not None:
+            self.rng.bit_generator.state = state["rng"]
+
+    def to_model(self, **extra: Any) -> dict[str, Any]:
+        """The SPEC §5 model dict: action_size, hyperparams, discretisation, epsilon, q_table
+        (state tuple -> list of floats), plus ``format``/``version`` and ``extra`` keys."""
+        return {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "action_size": self.action_size,
+            "hyperparams": asdict(self.hp),
+            "discretisation": self.discretiser.to_dict(),
+            "epsilon": float(self.epsilon),
+            "q_table": {k: list(v) for k, v in self.q.items()},
+            **extra,
+        }
+
+    def save(self, path: str | Path, **extra: Any) -> Path:
+        """Atomically write the model file (see :meth:`to_model`)."""
+        return save_pickle(path, self.to_model(**extra))
+
+    @classmethod
+    def from_model(cls, model: Mapping[str, Any], seed: int | None = None,
+                   source: str = "model") -> "SarsaLambdaLearner":
+        """Build a learner from a model dict (validated; ModelFileError on any problem)."""
+        m = validate_model(model, source)
+        learner = cls(Discretiser.from_dict(m["discretisation"]),
+                      SarsaHyperparams.from_mapping(m["hyperparams"]),
+                      action_size=m["action_size"], seed=seed, epsilon=m["epsilon"])
+        learner.q = m["q_table"]
+        return learner
+
+    @classmethod
+    def load(cls, path: str | Path, seed: int | None = None) -> "SarsaLambdaLearner":
+        """Load a ``sarsa_*.pkl`` model file (restricted unpickler + validation)."""
+        return cls.from_model(load_pickle(path, "SARSA model file"), seed=seed, source=str(path))
+
+
+def validate_model(model: Any, source: str = "model") -> dict[str, Any]:
+    """Check a loaded model dict and normalise it (q_table rows as lists of floats).
+
+    Accepts the original toolkit's files too: extra keys, NumPy arrays for edges and Q rows,
+    missing ``format``/``hyperparams``. Raises ModelFileError naming ``source``.
+    """
+    def fail(why: str) -> ModelFileError:
+        return ModelFileError(f"{source} is not a SARSA model: {why}")
+
+    if not isinstance(model, Mapping):
+        raise fail(f"expected a dict, found {type(model).__name__}")
+    fmt = model.get("format", MODEL_FORMAT)
+    if fmt != MODEL_FORMAT:
+        raise fail(f"format is {fmt!r}, expected {MODEL_FORMAT!r}")
+    for key in ("q_table", "discretisation"):
+        if key not in model:
+            raise fail(f"missing '{key}'")
+    try:
+        action_size = int(model.get("action_size", ACTION_SIZE))
+        if action_size < 1:
+            raise ValueError(f"action_size {action_size} < 1")
+        disc_data = model["discretisation"]
+        if not isinstance(disc_data, Mapping):
+            raise ValueError("'discretisation' must be a dict")
+        disc = Discretiser.from_dict(disc_data)
+        hp_data = model.get("hyperparams") or {}
+        if not isinstance(hp_data, Mapping):
+            raise ValueError("'hyperparams' must be a dict")
+        hp = SarsaHyperparams.from_mapping(hp_data).validate()
+        epsilon = float(model.get("epsilon", hp.epsilon))
+        raw_q = model["q_table"]
+        if not isinstance(raw_q, Mapping):
+            raise ValueError("'q_table' must be a dict")
+        q: dict[State, list[float]] = {}
+        for key, row in raw_q.items():
+            if not isinstance(key, tuple) or len(key) != len(disc.bins):
+                raise ValueError(f"q_table key {key!r} is not a tuple of {len(disc.bins)} ints")
+            state = tuple(int(x) for x in key)
+            values = np.asarray(row, dtype=float).reshape(-1)
+            if values.shape != (action_size,) or not np.all(np.isfinite(values)):
+                raise ValueError(f"q_table row for {state} is not {action_size} finite floats")
+            q[state] = [float(x) for x in values]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise fail(str(exc)) from None
+    return {"action_size": action_size, "discretisation": disc.to_dict(),
+            "hyperparams": asdict(hp), "epsilon": epsilon, "q_table": q}
+
+
+def load_model(path: str | Path, seed: int | None = None) -> SarsaLambdaLearner:
+    """Load a SARSA model file; see :meth:`SarsaLambdaLearner.load`."""
+    return SarsaLambdaLearner.load(path, seed=seed)
+
+
+__all__ = [
+    "ACTION_SIZE", "DEFAULT_BINS", "DEFAULT_EDGES", "Discretiser", "EpisodeResult",
+    "MODEL_FORMAT", "OBS_SIZE", "SarsaHyperparams", "SarsaLambdaLearner", "equal_width_edges",
+    "load_model", "validate_model",
+]

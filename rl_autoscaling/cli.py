@@ -1,0 +1,134 @@
+"""Shared command-line helpers: the env flags every trainer/tester takes, and one-line errors.
+
+``add_env_args(parser)`` adds ``--max-steps --step-duration --observation-window
+--initial-workers --task-seed --phase-shuffle --phase-shuffle-seed --config --backend`` with
+the CLI defaults of SPEC §4/§5 (30 steps of 8 s, 8 s window, 12 workers, task seed 42);
+``env_config_from_args(args)`` turns them into the env's ``env_config`` (also Ray's).
+
+``run_guarded(fn)`` runs ``fn()`` and turns a ``ConfigError`` / ``ValueError`` /
+``FileNotFoundError`` into ``error: <first line>`` on stderr and exit code 2 (never a
+traceback); ``fn``'s own return value is the exit code otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable, Mapping
+
+#: CLI defaults of the env flags (SPEC §5; the env's own defaults are SPEC §4's).
+ENV_DEFAULTS: dict[str, Any] = {
+    "max_steps": 30,
+    "step_duration": 8.0,
+    "observation_window": 8.0,
+    "initial_workers": 12,
+    "task_seed": 42,
+    "phase_shuffle": False,
+    "phase_shuffle_seed": None,
+    "config": None,
+    "backend": "simulated",
+}
+BACKENDS = ("simulated", "live")
+EXIT_USAGE = 2
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def add_env_args(parser: argparse.ArgumentParser, *, task_seed: bool = True,
+                 defaults: Mapping[str, Any] | None = None) -> argparse._ArgumentGroup:
+    """Add the env flags to ``parser`` (``task_seed=False`` omits ``--task-seed``, e.g. for
+    testers that seed every episode themselves)."""
+    d = {**ENV_DEFAULTS, **(defaults or {})}
+    g = parser.add_argument_group("environment")
+    g.add_argument("--max-steps", type=positive_int, default=d["max_steps"],
+                   help="steps per episode before truncation (default %(default)s)")
+    g.add_argument("--step-duration", type=positive_float, default=d["step_duration"],
+                   help="seconds per step, scaling included (default %(default)s)")
+    g.add_argument("--observation-window", type=positive_float,
+                   default=d["observation_window"],
+                   help="seconds of collected tasks behind the time/QoS observations "
+                        "(default %(default)s)")
+    g.add_argument("--initial-workers", type=int, default=d["initial_workers"],
+                   help="workers at reset (default %(default)s)")
+    if task_seed:
+        g.add_argument("--task-seed", type=int, default=d["task_seed"],
+                       help="workload seed: training episode e uses task_seed + e "
+                            "(default %(default)s)")
+    g.add_argument("--phase-shuffle", action="store_true", default=d["phase_shuffle"],
+                   help="shuffle the workload's phase order (training episodes only)")
+    g.add_argument("--phase-shuffle-seed", type=int, default=d["phase_shuffle_seed"],
+                   help="fix the shuffled phase order (default: a new order each episode)")
+    g.add_argument("--config", default=d["config"], metavar="YAML",
+                   help="farm configuration file (default: the packaged one)")
+    g.add_argument("--backend", choices=BACKENDS, default=d["backend"],
+                   help="farm backend (default %(default)s)")
+    return g
+
+
+def env_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The env's ``env_config`` from :func:`add_env_args` flags (``config`` only if given)."""
+    cfg: dict[str, Any] = {
+        "max_steps": int(args.max_steps),
+        "step_duration": float(args.step_duration),
+        "observation_window": float(args.observation_window),
+        "initial_workers": int(args.initial_workers),
+        "phase_shuffle": bool(args.phase_shuffle),
+        "phase_shuffle_seed": args.phase_shuffle_seed,
+        "backend": args.backend,
+    }
+    if getattr(args, "task_seed", None) is not None:
+        cfg["task_seed"] = int(args.task_seed)
+    if args.config:
+        cfg["config"] = str(args.config)
+    return cfg
+
+
+def error_message(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type name if empty)."""
+    if isinstance(exc, FileNotFoundError) and exc.filename is not None:
+        text = f"file not found: {exc.filename}"
+    else:
+        text = str(exc)
+    if isinstance(exc, KeyError) and text.startswith("'"):
+        text = text.strip("'")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first
+
+
+def run_guarded(fn: Callable[[], int | None]) -> int:
+    """Run ``fn``; user errors become ``error: ...`` on stderr and exit code 2."""
+    from .config import ConfigError
+
+    try:
+        return int(fn() or 0)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {error_message(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+__all__ = [
+    "BACKENDS", "ENV_DEFAULTS", "EXIT_USAGE", "add_env_args", "env_config_from_args",
+    "error_message", "nonnegative_int", "positive_float", "positive_int", "run_guarded",
+]

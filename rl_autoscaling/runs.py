@@ -1,0 +1,379 @@
+"""The training harness shared by every trainer (``train_sarsa``, ``train_dqn``): run
+directories, logging, metric files, checkpoint evaluation and Ctrl+C handling (SPEC §8).
+
+A trainer supplies three callables and :func:`run_training` does the rest::
+
+    run = RunDirectory.create("runs", "sarsa")           # runs/sarsa_run_<UTC ts>/
+    log = setup_run_logger(run)                           # logs/training.log + console
+    outcome = run_training(
+        run, log, episodes=100, checkpoint_every=10, model_suffix=".pkl",
+        train_episode=lambda ep: {...training_metrics.json record...},
+        save_model=lambda path, completed: ...,
+        evaluate=lambda ep: evaluate_checkpoint(env, policy, ep, 3, seed=42))
+    sys.exit(outcome.exit_code)                           # 0, or 130 after Ctrl+C
+
+- ``training_metrics.json`` / ``evaluation_metrics.json`` are rewritten atomically after
+  every episode / checkpoint, so a crash never loses finished episodes.
+- One log line per episode (every SPEC §8 field as ``key=value``, then progress and ETA);
+  ``plot_training`` can rebuild the curves from ``logs/training.log`` alone.
+- Every ``checkpoint_every`` episodes: ``models/<algo>_epNNNN<suffix>``, then a greedy
+  evaluation; at the end ``models/<algo>_final<suffix>``, a last evaluation if the last
+  checkpoint was earlier, and ``plots/training_curves.png``.
+- Ctrl+C: ``models/<algo>_interrupt<suffix>`` is saved, the number of completed episodes is
+  logged, the curves are plotted, and the outcome's exit code is 130.
+
+Checkpoint evaluation (:func:`evaluate_checkpoint`) is greedy, on a fresh env without phase
+shuffle (:func:`evaluation_env_config`), episode i seeded ``seed + checkpoint_episode * 1000 +
+i``, and summarised by ``metrics.checkpoint_evaluation``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .metrics import EpisodeTrace, checkpoint_evaluation, run_episode
+from .modelio import atomic_write_json
+
+EXIT_INTERRUPTED = 130
+TRAINING_METRICS = "training_metrics.json"
+EVALUATION_METRICS = "evaluation_metrics.json"
+TRAINING_LOG = "training.log"
+TRAINING_CURVES = "training_curves.png"
+#: Order of the fields in an episode log line (the SPEC §8 record).
+EPISODE_FIELDS = ("total_reward", "final_qos", "mean_qos", "max_workers", "mean_workers",
+                  "scale_up_count", "scale_down_count", "noop_count", "epsilon", "steps",
+                  "processed_tasks", "qos_violations", "unfinished_tasks", "mean_loss")
+
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    """``YYYYmmdd_HHMMSS`` in UTC."""
+    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%d_%H%M%S")
+
+
+@dataclass(frozen=True)
+class RunDirectory:
+    """``<output_dir>/<algo>_run_<UTC ts>/`` and the paths inside it."""
+
+    root: Path
+    algo: str
+
+    @classmethod
+    def create(cls, output_dir: str | Path, algo: str,
+               timestamp: str | None = None) -> "RunDirectory":
+        """Create the run directory with ``logs/``, ``models/`` and ``plots/``. A clash (two
+        runs in the same second) gets a ``_2``, ``_3``, ... suffix."""
+        base = Path(output_dir) / f"{algo}_run_{timestamp or utc_timestamp()}"
+        root, n = base, 1
+        while True:
+            try:
+                root.mkdir(parents=True, exist_ok=False)
+                break
+            except FileExistsError:
+                n += 1
+                root = base.with_name(f"{base.name}_{n}")
+        run = cls(root, algo)
+        for sub in (run.logs, run.models, run.plots):
+            sub.mkdir(exist_ok=True)
+        return run
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def training_log(self) -> Path:
+        return self.logs / TRAINING_LOG
+
+    @property
+    def training_metrics(self) -> Path:
+        return self.root / TRAINING_METRICS
+
+    @property
+    def evaluation_metrics(self) -> Path:
+        return self.root / EVALUATION_METRICS
+
+    @property
+    def training_curves(self) -> Path:
+        return self.plots / TRAINING_CURVES
+
+    def model_path(self, tag: int | str, suffix: str = ".pkl") -> Path:
+        """``models/<algo>_epNNNN<suffix>`` for an episode number, else
+        ``models/<algo>_<tag><suffix>`` (``final``, ``interrupt``)."""
+        name = f"ep{tag:04d}" if isinstance(tag, int) else str(tag)
+        return self.models / f"{self.algo}_{name}{suffix}"
+
+
+def setup_run_logger(run: RunDirectory, name: str | None = None, console: bool = True,
+                     console_level: int = logging.INFO) -> logging.Logger:
+    """A logger writing DEBUG and up to ``logs/training.log`` and ``console_level`` and up to
+    stdout. Handlers from an earlier call with the same name are replaced."""
+    logger = logging.getLogger(name or f"rl_autoscaling.train.{run.algo}")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    file_handler = logging.FileHandler(run.training_log, encoding="utf-8")
+    file_handler.setLevel(logging.DEBUG)
+    file_handler.setFormatter(fmt)
+    logger.addHandler(file_handler)
+    if console:
+        stream = logging.StreamHandler(sys.stdout)
+        stream.setLevel(console_level)
+        stream.setFormatter(fmt)
+        logger.addHandler(stream)
+    return logger
+
+
+def close_logger(logger: logging.Logger) -> None:
+    """Flush and detach every handler (so the log file is complete and closed)."""
+    for handler in list(logger.handlers):
+        handler.flush()
+        handler.close()
+        logger.removeHandler(handler)
+
+
+class MetricsRecorder:
+    """Keeps the episode and checkpoint records; rewrites their JSON files after each one."""
+
+    def __init__(self, run: RunDirectory) -> None:
+        self.run = run
+        self.episodes: list[dict[str, Any]] = []
+        self.checkpoints: list[dict[str, Any]] = []
+
+    def add_episode(self, record: Mapping[str, Any]) -> None:
+        # Write first, then publish: the list always matches the file, even after Ctrl+C.
+        episodes = [*self.episodes, dict(record)]
+        atomic_write_json(self.run.training_metrics, {"episodes": episodes})
+        self.episodes = episodes
+
+    def add_checkpoint(self, record: Mapping[str, Any]) -> None:
+        checkpoints = [*self.checkpoints, dict(record)]
+        atomic_write_json(self.run.evaluation_metrics, {"checkpoints": checkpoints})
+        self.checkpoints = checkpoints
+
+    @property
+    def last_checkpoint_episode(self) -> int | None:
+        return int(self.checkpoints[-1]["episode"]) if self.checkpoints else None
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()
+                                  and abs(value) < 1e9):
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.6g}" if abs(value) < 1e-3 or abs(value) >= 1e6 else f"{value:.4f}"
+    return str(value)
+
+
+def format_duration(seconds: float) -> str:
+    """``H:MM:SS`` (or ``?`` for an unknown duration)."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def episode_line(record: Mapping[str, Any], total: int | None = None) -> str:
+    """``Episode N/T key=value ...`` with every SPEC §8 field present in ``record``."""
+    ep = int(record["episode"])
+    head = f"Episode {ep}/{total}" if total else f"Episode {ep}"
+    parts = [f"{k}={_fmt(record[k])}" for k in EPISODE_FIELDS if record.get(k) is not None]
+    return " ".join([head, *parts])
+
+
+@dataclass
+class Progress:
+    """Progress and ETA over ``total`` episodes, measured from construction."""
+
+    total: int
+    done_before: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    def line(self, done: int) -> str:
+        elapsed = time.perf_counter() - self.start
+        new = done - self.done_before
+        rate = new / elapsed if elapsed > 0 else float("inf")
+        eta = (self.total - done) / rate if rate > 0 and math.isfinite(rate) else float("nan")
+        pct = 100.0 * done / self.total if self.total else 100.0
+        return (f"{pct:3.0f}% {rate:.1f} ep/s elapsed {format_duration(elapsed)} "
+                f"ETA {format_duration(eta if done < self.total else 0.0)}")
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+def evaluation_env_config(env_config: Mapping[str, Any]) -> dict[str, Any]:
+    """``env_config`` for checkpoint evaluation: the same env without phase shuffle."""
+    cfg = dict(env_config or {})
+    cfg["phase_shuffle"] = False
+    cfg.pop("phase_shuffle_seed", None)
+    return cfg
+
+
+def evaluation_seed(seed: int, checkpoint_episode: int, index: int) -> int:
+    """Seed of evaluation episode ``index`` at a checkpoint: seed + episode * 1000 + index."""
+    return int(seed) + int(checkpoint_episode) * 1000 + int(index)
+
+
+def evaluate_checkpoint(env, act: Callable[[Any, Mapping[str, Any]], int],
+                        checkpoint_episode: int, eval_episodes: int, seed: int,
+                        traces: list[EpisodeTrace] | None = None) -> dict[str, Any]:
+    """Greedy roll-outs of ``act`` on ``env`` (build it with :func:`evaluation_env_config`);
+    returns the ``evaluation_metrics.json`` record. ``act.reset()`` is called before every
+    episode when it exists (``Policy`` objects). Traces are appended to ``traces`` if given."""
+    done: list[EpisodeTrace] = []
+    reset = getattr(act, "reset", None)
+    for i in range(int(eval_episodes)):
+        if callable(reset):
+            reset()
+        done.append(run_episode(env, act, seed=evaluation_seed(seed, checkpoint_episode, i)))
+    if traces is not None:
+        traces.extend(done)
+    return checkpoint_evaluation(int(checkpoint_episode), done)
+
+
+def evaluation_line(record: Mapping[str, Any]) -> str:
+    """One log line for a checkpoint evaluation record (mean +- std of the key figures)."""
+    def pm(key: str, digits: int) -> str:
+        return (f"{record.get('mean_' + key, float('nan')):.{digits}f}"
+                f"+-{record.get('std_' + key, float('nan')):.{digits}f}")
+    return (f"Evaluation at episode {record['episode']} ({record['eval_episodes']} greedy "
+            f"episodes): total_reward={pm('total_reward', 2)} final_qos={pm('final_qos', 4)} "
+            f"mean_workers={pm('mean_workers', 2)} max_workers={pm('max_workers', 2)} "
+            f"scaling_actions={pm('scaling_actions', 2)}")
+
+
+# ---------------------------------------------------------------------------- training loop
+
+@dataclass
+class TrainingOutcome:
+    """What :func:`run_training` did."""
+
+    completed: int
+    interrupted: bool
+    final_model: Path | None
+    final_evaluation: dict[str, Any] | None
+    wall_time: float
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_INTERRUPTED if self.interrupted else 0
+
+
+def run_training(
+    run: RunDirectory,
+    logger: logging.Logger,
+    *,
+    episodes: int,
+    train_episode: Callable[[int], Mapping[str, Any]],
+    save_model: Callable[[Path, int], Any],
+    evaluate: Callable[[int], Mapping[str, Any]] | None = None,
+    checkpoint_every: int = 10,
+    model_suffix: str = ".pkl",
+    log_interval: int = 0,
+    debug_summary: Callable[[], str] | None = None,
+    plot: bool = True,
+    recorder: MetricsRecorder | None = None,
+) -> TrainingOutcome:
+    """Train ``episodes`` episodes with checkpoints, evaluations and Ctrl+C handling.
+
+    Args:
+        run, logger: from :meth:`RunDirectory.create` and :func:`setup_run_logger`.
+        episodes: number of training episodes.
+        train_episode: plays episode ``n`` (1-based) and returns its training record.
+        save_model: writes the model to the given path; gets the completed episode count.
+        evaluate: checkpoint evaluation for a completed episode count (None: never).
+        checkpoint_every: save (and evaluate) every N episodes; <= 0: only at the end.
+        model_suffix: model file suffix (``.pkl``, ``.pt``).
+        log_interval: every N episodes, log ``debug_summary()`` at DEBUG level (0: never).
+        plot: write ``plots/training_curves.png`` at the end (and after an interrupt).
+        recorder: metric files writer (default: a new one for ``run``).
+    """
+    recorder = recorder or MetricsRecorder(run)
+    already = len(recorder.episodes)
+    progress = Progress(episodes)
+    completed = 0
+    final_model: Path | None = None
+    final_eval: dict[str, Any] | None = None
+    interrupted = False
+    logger.info("Run directory: %s", run.root)
+    try:
+        for ep in range(1, episodes + 1):
+            record = dict(train_episode(ep))
+            record.setdefault("episode", ep)
+            recorder.add_episode(record)
+            completed = ep
+            logger.info("%s | %s", episode_line(record, episodes), progress.line(ep))
+            if debug_summary is not None and log_interval > 0 and ep % log_interval == 0:
+                logger.debug("Episode %d summary: %s", ep, debug_summary())
+            if checkpoint_every > 0 and ep % checkpoint_every == 0:
+                path = run.model_path(ep, model_suffix)
+                save_model(path, ep)
+                logger.info("Saved checkpoint %s", path)
+                if evaluate is not None:
+                    final_eval = _evaluate(evaluate, ep, recorder, logger)
+        final_model = run.model_path("final", model_suffix)
+        save_model(final_model, completed)
+        logger.info("Saved final model %s", final_model)
+        if evaluate is not None and recorder.last_checkpoint_episode != completed:
+            final_eval = _evaluate(evaluate, completed, recorder, logger)
+    except KeyboardInterrupt:
+        interrupted = True
+        completed = len(recorder.episodes) - already  # what is on disk, however late it came
+        path = run.model_path("interrupt", model_suffix)
+        try:
+            save_model(path, completed)
+            logger.warning("Interrupted: saved %s", path)
+        except Exception as exc:  # never lose the interrupt report to a failed save
+            logger.error("Interrupted: could not save %s: %s", path, exc)
+        logger.warning("Training interrupted: %d of %d episodes completed",
+                       completed, episodes)
+    wall = time.perf_counter() - progress.start
+    if plot and recorder.episodes:
+        try:
+            from .plot_training import plot_training_curves
+
+            plot_training_curves(recorder.episodes, run.training_curves,
+                                 evaluation=recorder.checkpoints or None, title=run.root.name)
+            logger.info("Saved training curves %s", run.training_curves)
+        except Exception as exc:  # a plotting problem must not fail a finished training
+            logger.warning("Could not plot the training curves: %s", exc)
+    logger.info("Finished %d episode(s) in %.2f s%s", completed, wall,
+                " (interrupted)" if interrupted else "")
+    return TrainingOutcome(completed=completed, interrupted=interrupted, final_model=final_model,
+                           final_evaluation=final_eval, wall_time=wall)
+
+
+def _evaluate(evaluate: Callable[[int], Mapping[str, Any]], episode: int,
+              recorder: MetricsRecorder, logger: logging.Logger) -> dict[str, Any]:
+    record = dict(evaluate(episode))
+    record["episode"] = episode
+    recorder.add_checkpoint(record)
+    logger.info("%s", evaluation_line(record))
+    return record
+
+
+__all__ = [
+    "EPISODE_FIELDS", "EXIT_INTERRUPTED", "MetricsRecorder", "Progress", "RunDirectory",
+    "TrainingOutcome", "close_logger", "episode_line", "evaluate_checkpoint",
+    "evaluation_env_config", "evaluation_line", "evaluation_seed", "format_duration",
+    "run_training", "setup_run_logger", "utc_timestamp",
+]
