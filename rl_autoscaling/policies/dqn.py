@@ -1,0 +1,204 @@
+"""Greedy DQN inference from a ``.pt`` model file in plain PyTorch (no Ray needed).
+
+A DQN model file (``dqn_final.pt``, ``dqn_epNNNN.pt``, ``dqn_interrupt.pt``) is a dict of
+tensors and plain values only, so ``torch.load(path, weights_only=True)`` reads it and a file
+holding any other object is refused:
+
+- ``format``: ``"rl_autoscaling.dqn"``; ``version``: 1
+- ``state_dict``: the Q-network MLP as an ``nn.Sequential`` (Linear, ReLU, ..., Linear) state
+  dict, keys ``"0.weight"``, ``"0.bias"``, ``"2.weight"``, ...
+- ``obs_low`` / ``obs_high``: the env's observation bounds (lists of 9 floats); observations are
+  clipped to them and scaled to [0, 1] exactly as during training (``ObservationScaler``)
+- ``hidden_layers``, ``obs_size``, ``action_size``
+- ``hyperparams`` (the training flags), ``env_config``, ``epsilon``, ``episode``
+- ``rllib_checkpoint``: directory name of the RLlib checkpoint saved beside the file (or "")
+
+Greedy ties go to the lowest action index (``argmax``), as RLlib's greedy action does.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..modelio import ModelFileError, atomic_write_bytes
+from .base import Policy
+
+PT_FORMAT = "rl_autoscaling.dqn"
+PT_VERSION = 1
+_REQUIRED = ("state_dict", "obs_low", "obs_high", "hidden_layers", "obs_size", "action_size")
+
+
+class DqnModelError(ModelFileError):
+    """A ``.pt`` file that is not a loadable DQN model."""
+
+
+class ObservationScaler:
+    """Clip observations to ``[low, high]`` and scale them to ``[0, 1]`` per dimension.
+
+    Dimensions with ``high <= low`` map to 0. Used by the training env wrapper and by every
+    inference path, so training and inference see identical inputs.
+    """
+
+    def __init__(self, low: Sequence[float], high: Sequence[float]) -> None:
+        self.low = np.asarray(low, dtype=np.float32)
+        self.high = np.asarray(high, dtype=np.float32)
+        if self.low.shape != self.high.shape or self.low.ndim != 1:
+            raise ValueError(f"bounds must be two 1-D arrays of one shape, got "
+                             f"{self.low.shape} and {self.high.shape}")
+        span = self.high - self.low
+        self._scale = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 0.0
+                               ).astype(np.float32)
+
+    @classmethod
+    def from_space(cls, space) -> "ObservationScaler":
+        """From a Gymnasium ``Box`` (the env's ``observation_space``)."""
+        return cls(space.low, space.high)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float32)
+        return ((np.clip(obs, self.low, self.high) - self.low) * self._scale).astype(np.float32)
+
+
+def build_q_network(obs_size: int, hidden_layers: Sequence[int], action_size: int) -> nn.Sequential:
+    """The MLP ``obs -> hidden... (ReLU) -> Q-values`` (same layout as RLlib's DQN module)."""
+    if not hidden_layers:
+        raise ValueError("hidden_layers must hold at least one layer size")
+    layers: list[nn.Module] = []
+    size = int(obs_size)
+    for width in hidden_layers:
+        layers += [nn.Linear(size, int(width)), nn.ReLU()]
+        size = int(width)
+    layers.append(nn.Linear(size, int(action_size)))
+    return nn.Sequential(*layers)
+
+
+def save_dqn_model(
+    path: str | Path,
+    *,
+    state_dict: Mapping[str, torch.Tensor],
+    obs_low: Sequence[float],
+    obs_high: Sequence[float],
+    hidden_layers: Sequence[int],
+    action_size: int,
+    hyperparams: Mapping[str, Any] | None = None,
+    env_config: Mapping[str, Any] | None = None,
+    epsilon: float = 0.0,
+    episode: int = 0,
+    rllib_checkpoint: str = "",
+) -> Path:
+    """Write a ``.pt`` model file atomically (``modelio.atomic_write_bytes``); returns its path."""
+    path = Path(path)
+    payload = {
+        "format": PT_FORMAT,
+        "version": PT_VERSION,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
+        "obs_low": [float(x) for x in obs_low],
+        "obs_high": [float(x) for x in obs_high],
+        "hidden_layers": [int(h) for h in hidden_layers],
+        "obs_size": len(obs_low),
+        "action_size": int(action_size),
+        "hyperparams": _plain(dict(hyperparams or {})),
+        "env_config": _plain(dict(env_config or {})),
+        "epsilon": float(epsilon),
+        "episode": int(episode),
+        "rllib_checkpoint": str(rllib_checkpoint),
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_dqn_model(path: str | Path) -> dict[str, Any]:
+    """Read a ``.pt`` model file with ``torch.load(weights_only=True)`` and validate it.
+
+    Raises:
+        DqnModelError: no such file, or the file holds objects other than tensors and plain values, or is not
+            a DQN model of this package.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DqnModelError(f"DQN model file not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DqnModelError(
+            f"refusing to load {path}: not a plain-tensor DQN model file "
+            f"(torch.load(weights_only=True) failed: {first})") from None
+    if not isinstance(data, dict) or data.get("format") != PT_FORMAT:
+        raise DqnModelError(f"{path} is not an rl_autoscaling DQN model file "
+                            f"(missing format marker {PT_FORMAT!r})")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise DqnModelError(f"{path} lacks the keys {', '.join(missing)}")
+    if int(data.get("version", 0)) > PT_VERSION:
+        raise DqnModelError(f"{path} has format version {data['version']}; this build reads "
+                            f"up to {PT_VERSION}")
+    return data
+
+
+class DqnPolicy(Policy):
+    """Greedy policy of a trained DQN: ``argmax_a Q(scale(obs), a)``.
+
+    Args:
+        q_network: the MLP mapping scaled observations to Q-values.
+        scaler: the observation scaler used in training.
+        metadata: the rest of the model file (hyperparams, episode, ...), for reports.
+    """
+
+    name = "DQN"
+
+    def __init__(self, q_network: nn.Module, scaler: ObservationScaler,
+                 metadata: Mapping[str, Any] | None = None) -> None:
+        self.q_network = q_network.eval()
+        self.scaler = scaler
+        self.metadata = dict(metadata or {})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DqnPolicy":
+        """Build the policy from a ``.pt`` model file (see the module docstring)."""
+        data = load_dqn_model(path)
+        net = build_q_network(int(data["obs_size"]), data["hidden_layers"],
+                              int(data["action_size"]))
+        try:
+            net.load_state_dict(data["state_dict"])
+        except (RuntimeError, TypeError) as exc:
+            raise DqnModelError(f"{path}: Q-network weights do not match hidden layers "
+                                f"{data['hidden_layers']}: {exc}") from None
+        meta = {k: v for k, v in data.items() if k != "state_dict"}
+        return cls(net, ObservationScaler(data["obs_low"], data["obs_high"]), meta)
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values of one observation (or a batch of them)."""
+        x = torch.as_tensor(self.scaler(obs))
+        with torch.no_grad():
+            return self.q_network(x).numpy()
+
+    def act(self, obs: np.ndarray, info: Mapping[str, Any] | None = None) -> int:
+        return int(np.argmax(self.q_values(obs)))
+
+
+def _plain(value: Any) -> Any:
+    """Reduce a value to what ``torch.load(weights_only=True)`` accepts."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.integer, np.floating, np.bool_)):  # before float: np.float64
+        return value.item()
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+__all__ = ["DqnModelError", "DqnPolicy", "ObservationScaler", "PT_FORMAT", "build_q_network",
+           "load_dqn_model", "save_dqn_model"]

@@ -1,0 +1,290 @@
+"""DQN on RLlib: network shape, Polyak target rule, observation scaling, .pt export parity."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from rl_autoscaling.env import OpenFaaSAutoscalingEnv
+from rl_autoscaling.policies.dqn import (
+    DqnModelError, DqnPolicy, ObservationScaler, build_q_network, load_dqn_model, save_dqn_model)
+
+ENV_CONFIG = {"max_steps": 6, "step_duration": 8, "observation_window": 8,
+              "initial_workers": 12, "task_seed": 7}
+
+
+def _env():
+    return OpenFaaSAutoscalingEnv(max_steps=6, step_duration=8, observation_window=8,
+                                  initial_workers=12)
+
+
+# ---------------------------------------------------------------- Ray-free parts
+
+def test_scaler_maps_env_bounds_to_unit_interval_and_clips():
+    space = _env().observation_space
+    scaler = ObservationScaler.from_space(space)
+    np.testing.assert_allclose(scaler(space.low), np.zeros(9))
+    np.testing.assert_allclose(scaler(space.high), np.ones(9))
+    mid = scaler((space.low + space.high) / 2)
+    np.testing.assert_allclose(mid, np.full(9, 0.5), atol=1e-6)
+    out = scaler(space.high * 10 + 5)   # observations are not clipped by the env: we clip
+    np.testing.assert_allclose(out, np.ones(9))
+    assert scaler(space.low - 3).min() == 0.0 and out.dtype == np.float32
+
+
+def test_training_wrapper_scales_observations_clips_rewards_and_records_raw_trace():
+    from rl_autoscaling.algorithms.dqn import DqnTrainingEnv
+
+    raw, wrapped = _env(), DqnTrainingEnv(_env(), reward_clip=1.0)
+    scaler = ObservationScaler.from_space(raw.observation_space)
+    obs_raw, _ = raw.reset(seed=3)
+    obs, _ = wrapped.reset(seed=3)
+    np.testing.assert_allclose(obs, scaler(obs_raw))
+    assert wrapped.observation_space.contains(obs)
+    raw_rewards = []
+    while True:
+        obs_raw, r_raw, term, trunc, _ = raw.step(2)
+        obs, r, term2, trunc2, _ = wrapped.step(2)
+        raw_rewards.append(r_raw)
+        np.testing.assert_allclose(obs, scaler(obs_raw))
+        assert r == pytest.approx(np.clip(r_raw, -1.0, 1.0)) and (term, trunc) == (term2, trunc2)
+        if term or trunc:
+            break
+    (trace,) = wrapped.pop_finished()
+    assert trace.rewards == pytest.approx(raw_rewards)   # metrics use the unclipped reward
+    assert wrapped.pop_finished() == []
+
+
+def test_epsilon_schedule_is_the_per_episode_decay():
+    from ray.rllib.utils.schedules.scheduler import Scheduler
+
+    from rl_autoscaling.algorithms.dqn import epsilon_at, epsilon_for_episode, epsilon_schedule
+
+    T = 30
+    sched = epsilon_schedule(0.8, 0.05, 0.98, T)
+    rllib = Scheduler(fixed_value_or_schedule=sched, framework="torch")
+    for k in (0, 1, 2, 50, 137, 138, 300):
+        expected = max(0.05, 0.8 * 0.98 ** k)
+        assert epsilon_for_episode(k, 0.8, 0.05, 0.98) == pytest.approx(expected)
+        for t in (k * T, k * T + 15, k * T + T - 1):  # constant within an episode
+            assert epsilon_at(sched, t) == pytest.approx(expected)
+            rllib.update(t)
+            assert float(rllib.get_current_value()) == pytest.approx(expected, rel=1e-5)
+    assert epsilon_schedule(0.3, 0.3, 0.9, T) == [(0, 0.3)]
+
+
+def test_pt_round_trip_loads_with_weights_only(tmp_path):
+    net = build_q_network(9, [16, 8], 3)
+    space = _env().observation_space
+    path = save_dqn_model(tmp_path / "m.pt", state_dict=net.state_dict(), obs_low=space.low,
+                          obs_high=space.high, hidden_layers=[16, 8], action_size=3,
+                          hyperparams={"gamma": np.float64(0.97), "hidden_layers": (16, 8)},
+                          episode=4, epsilon=0.5)
+    raw = torch.load(path, weights_only=True)
+    assert raw["hidden_layers"] == [16, 8] and raw["hyperparams"]["gamma"] == 0.97
+    policy = DqnPolicy.load(path)
+    obs = space.sample()
+    with torch.no_grad():
+        q = net(torch.as_tensor(ObservationScaler.from_space(space)(obs))).numpy()
+    np.testing.assert_allclose(policy.q_values(obs), q, rtol=1e-6)
+    assert policy.act(obs, {}) == int(np.argmax(q))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_tampered_pt_is_refused_with_a_clear_error(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "rl_autoscaling.dqn", "payload": _Evil()}, path)
+    with pytest.raises(DqnModelError, match="refusing to load .*plain-tensor"):
+        DqnPolicy.load(path)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    with pytest.raises(DqnModelError, match="not an rl_autoscaling DQN model"):
+        load_dqn_model(other)
+    with pytest.raises(DqnModelError, match="not found"):
+        DqnPolicy.load(tmp_path / "missing.pt")
+
+
+def test_pt_inference_does_not_import_ray(tmp_path):
+    net = build_q_network(9, [8], 3)
+    space = _env().observation_space
+    path = save_dqn_model(tmp_path / "m.pt", state_dict=net.state_dict(), obs_low=space.low,
+                          obs_high=space.high, hidden_layers=[8], action_size=3)
+    code = ("import sys; from rl_autoscaling.policies.dqn import DqnPolicy; "
+            "import numpy as np; p = DqnPolicy.load(sys.argv[1]); "
+            "p.act(np.zeros(9, dtype=np.float32), {}); "
+            "assert 'ray' not in sys.modules, 'ray was imported'")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+
+
+# ---------------------------------------------------------------- RLlib parts
+
+pytest_ray = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def algo(ray_local):
+    from rl_autoscaling.algorithms.dqn import DqnHyperparams, dqn_config, register_dqn_env
+
+    register_dqn_env()
+    hp = DqnHyperparams(batch_size=8, warmup_steps=8, target_update=2, target_tau=0.3,
+                        learning_rate=1e-2)
+    built = dqn_config(hp, ENV_CONFIG, seed=0, iteration_steps=1).build_algo()
+    yield built
+    built.stop()
+
+
+def _linear_shapes(module):
+    from rl_autoscaling.algorithms.dqn import q_linear_layers
+
+    return [tuple(layer.weight.shape) for layer in q_linear_layers(module)]
+
+
+@pytest_ray
+def test_module_has_exactly_the_configured_hidden_layers(algo):
+    from rl_autoscaling.algorithms.dqn import DqnHyperparams, dqn_config, learner_module
+
+    module = learner_module(algo)
+    assert _linear_shapes(module) == [(128, 9), (64, 128), (3, 64)]
+    assert not module.uses_dueling and module.uses_double_q
+    relus = [m for m in module.encoder.modules() if isinstance(m, torch.nn.ReLU)]
+    assert len(relus) == 2
+    cfg = dqn_config(DqnHyperparams(hidden_layers=[32, 16, 8]), ENV_CONFIG)
+    spec = cfg.get_rl_module_spec(spaces={"default_policy": (
+        algo.env_runner.env.single_observation_space, algo.env_runner.env.single_action_space)})
+    assert _linear_shapes(spec.build()) == [(32, 9), (16, 32), (8, 16), (3, 8)]
+
+
+@pytest_ray
+def test_config_carries_the_seed_update_rules(algo):
+    from ray.rllib.utils.replay_buffers.episode_replay_buffer import EpisodeReplayBuffer
+
+    cfg = algo.config
+    assert (cfg.double_q, cfg.dueling, cfg.n_step, cfg.td_error_loss_fn) == (True, False, 1,
+                                                                             "huber")
+    assert (cfg.tau, cfg.target_network_update_freq, cfg.lr, cfg.gamma) == (0.3, 2, 1e-2, 0.97)
+    assert (cfg.grad_clip, cfg.grad_clip_by) == (3.0, "global_norm")
+    assert cfg.num_steps_sampled_before_learning_starts == 8
+    assert cfg.train_batch_size_per_learner == 8 and cfg.get_rollout_fragment_length() == 1
+    buffer = algo.local_replay_buffer
+    assert isinstance(buffer, EpisodeReplayBuffer) and buffer.capacity == 75_000  # uniform
+    assert "Prioritized" not in type(buffer).__name__
+
+
+def _snapshot(pairs):
+    return [[p.detach().clone() for p in net.parameters()] for pair in pairs for net in pair]
+
+
+@pytest_ray
+def test_target_is_polyak_updated_every_n_learner_updates(algo):
+    from rl_autoscaling.algorithms.dqn import learner_module
+
+    learner = algo.learner_group._learner
+    module = learner_module(algo)
+    pairs = module.get_target_network_pairs()
+    while learner.num_gradient_updates == 0:
+        algo.train()  # warm-up: one env step per iteration, no update yet
+    if learner.num_gradient_updates % 2 == 1:
+        algo.train()
+    tau = 0.3
+    for update in (1, 2):  # target_update=2: untouched after the odd, Polyak after the even
+        before = _snapshot(pairs)
+        algo.train()
+        after = _snapshot(pairs)
+        online_before, target_before = before[0::2], before[1::2]
+        online_after, target_after = after[0::2], after[1::2]
+        changed = any(not torch.equal(a, b) for oa, ob in zip(online_after, online_before)
+                      for a, b in zip(oa, ob))
+        assert changed, "the online network did not learn"
+        for t_after, t_before, o_after in zip(target_after, target_before, online_after):
+            for ta, tb, oa in zip(t_after, t_before, o_after):
+                expected = tb if update == 1 else (1 - tau) * tb + tau * oa
+                torch.testing.assert_close(ta, expected, rtol=1e-5, atol=1e-6)
+    assert learner.num_gradient_updates % 2 == 0
+
+
+@pytest_ray
+def test_env_runner_logs_the_farm_episode_metrics(algo):
+    for _ in range(3 * ENV_CONFIG["max_steps"]):
+        runners = algo.train()["env_runners"]
+        if "final_qos" in runners:
+            break
+    assert 0.0 <= runners["final_qos"] <= 1.0
+    assert {"env_total_reward", "scaling_actions", "unfinished_tasks"} <= set(runners)
+
+
+@pytest_ray
+def test_training_observations_are_scaled_by_env_bounds(algo):
+    from rl_autoscaling.algorithms.dqn import training_envs
+
+    (wrapper,) = training_envs(algo)
+    assert np.all(wrapper.observation_space.low == 0) and np.all(
+        wrapper.observation_space.high == 1)
+    episodes = algo.local_replay_buffer.episodes
+    assert episodes
+    obs = np.concatenate([np.asarray(ep.get_observations()) for ep in episodes])
+    assert obs.min() >= 0.0 and obs.max() <= 1.0
+    # The first stored observation is the scaled reset observation of task seed 7.
+    raw_env = OpenFaaSAutoscalingEnv.from_env_config(ENV_CONFIG)
+    raw_obs, _ = raw_env.reset(seed=ENV_CONFIG["task_seed"])
+    first = min(episodes, key=lambda ep: ep.t_started)
+    np.testing.assert_allclose(np.asarray(first.get_observations(0)),
+                               ObservationScaler.from_space(raw_env.observation_space)(raw_obs),
+                               rtol=1e-6)
+
+
+@pytest_ray
+def test_rllib_module_and_exported_pt_pick_the_same_greedy_action(algo, tmp_path):
+    from rl_autoscaling.algorithms.dqn import (
+        RllibDqnPolicy, learner_module, q_network_state_dict)
+
+    env = _env()
+    space = env.observation_space
+    module = learner_module(algo)
+    path = save_dqn_model(tmp_path / "dqn.pt", state_dict=q_network_state_dict(module),
+                          obs_low=space.low, obs_high=space.high, hidden_layers=[128, 64],
+                          action_size=3)
+    pt_policy = DqnPolicy.load(path)
+    scaler = ObservationScaler.from_space(space)
+    rllib_policy = RllibDqnPolicy(module, scaler)
+    runner_policy = RllibDqnPolicy(algo.env_runner.module, scaler)  # synced after each update
+    ckpt_policy = RllibDqnPolicy.from_checkpoint(algo.save_to_path(str(tmp_path / "ckpt")),
+                                                 scaler)
+    rng = np.random.default_rng(0)
+    obs_batch = [space.low + rng.random(9).astype(np.float32) * (space.high - space.low) * 1.2
+                 for _ in range(200)]
+    with torch.no_grad():
+        from ray.rllib.core.columns import Columns
+
+        q_rllib = module.compute_q_values(
+            {Columns.OBS: torch.as_tensor(np.stack([scaler(o) for o in obs_batch]))})["qf_preds"]
+    np.testing.assert_allclose(np.stack([pt_policy.q_values(o) for o in obs_batch]),
+                               q_rllib.numpy(), rtol=1e-5, atol=1e-5)
+    for obs in obs_batch:
+        a = pt_policy.act(obs, {})
+        assert a == rllib_policy.act(obs) == runner_policy.act(obs) == ckpt_policy.act(obs)
+
+
+@pytest_ray
+def test_training_is_reproducible_for_a_seed(ray_local):
+    from rl_autoscaling.algorithms.dqn import (
+        DqnHyperparams, dqn_config, learner_module, q_network_state_dict, register_dqn_env)
+
+    register_dqn_env()
+    hp = DqnHyperparams(batch_size=8, warmup_steps=8, hidden_layers=[16], learning_rate=1e-2)
+    weights = []
+    for _ in range(2):
+        built = dqn_config(hp, ENV_CONFIG, seed=3).build_algo()
+        try:
+            for _ in range(4):
+                built.train()
+            weights.append(q_network_state_dict(learner_module(built)))
+        finally:
+            built.stop()
+    for key in weights[0]:
+        torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0)
