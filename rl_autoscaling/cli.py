@@ -84,6 +84,9 @@ def add_env_args(parser: argparse.ArgumentParser, *, task_seed: bool = True,
                    help="farm configuration file (default: the packaged one)")
     g.add_argument("--backend", choices=BACKENDS, default=d["backend"],
                    help="farm backend (default %(default)s)")
+    from .farm.live import add_live_arguments
+
+    add_live_arguments(g)  # --redis-url, --scaler, --time-scale (used with --backend live)
     return g
 
 
@@ -102,6 +105,10 @@ def env_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         cfg["task_seed"] = int(args.task_seed)
     if args.config:
         cfg["config"] = str(args.config)
+    if args.backend == "live":
+        from .farm.live import live_backend_options
+
+        cfg["backend_options"] = live_backend_options(args)
     return cfg
 
 
@@ -120,10 +127,11 @@ def error_message(exc: BaseException) -> str:
 def run_guarded(fn: Callable[[], int | None]) -> int:
     """Run ``fn``; user errors become ``error: ...`` on stderr and exit code 2."""
     from .config import ConfigError
+    from .farm.functions.protocol import LiveFarmError
 
     try:
         return int(fn() or 0)
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, ValueError, FileNotFoundError, LiveFarmError) as exc:
         print(f"error: {error_message(exc)}", file=sys.stderr)
         return EXIT_USAGE
 

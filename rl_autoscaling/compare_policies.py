@@ -31,6 +31,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .cli import BACKENDS
+from .farm.live import add_live_arguments, live_backend_options
 from .metrics import EpisodeTrace, mean_std, run_episode
 from .policies.base import Policy
 from .policies.registry import (BASELINES, AgentError, AgentOptions, build_policies,
@@ -83,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phase-shuffle-seed", type=int, default=None,
                    help="fixed phase order seed (default: a per-episode order, same for all agents)")
     p.add_argument("--config", help="farm configuration YAML (default: the packaged one)")
+    p.add_argument("--backend", choices=BACKENDS, default="simulated",
+                   help="farm backend (default %(default)s)")
+    add_live_arguments(p)
     p.add_argument("--output-dir", default=None,
                    help="base directory for compare_<ts>/ (default runs/comparison; with "
                         "--plot-only: the input directory)")
@@ -121,11 +126,14 @@ def env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
                 observation_window=args.observation_window,
                 initial_workers=args.initial_workers, min_workers=args.min_workers,
                 max_workers=args.max_workers, phase_shuffle=args.phase_shuffle,
-                phase_shuffle_seed=args.phase_shuffle_seed, config=args.config)
+                phase_shuffle_seed=args.phase_shuffle_seed, config=args.config,
+                backend=args.backend,
+                backend_options=live_backend_options(args) if args.backend == "live" else None)
 
 
 def settings_of(args: argparse.Namespace, seeds: Sequence[int]) -> dict[str, Any]:
     s = env_kwargs(args)
+    s.pop("backend_options")
     s["config"] = None if args.config is None else str(Path(args.config).resolve())
     return {**s, "episode_seeds": list(seeds), "seed": args.seed, "task_seed": args.task_seed}
 
