@@ -1,0 +1,217 @@
+"""The training service: specs, `tune --smoke` end to end for both algorithms, auto-resume after
+an interrupt, the exporter's layout, and the KPI metrics in the node's Prometheus export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from rl_autoscaling.config import ConfigError
+from rl_autoscaling.tune_spec import TUNE_CONFIG_DIR, load_spec, parse_set, to_tune_space
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING_KEYS = {"episode", "steps", "total_reward", "mean_qos", "final_qos", "processed_tasks",
+                 "epsilon", "scale_up_count", "scale_down_count", "noop_count", "max_workers",
+                 "mean_workers", "qos_violations", "unfinished_tasks"}
+EVAL_METRICS = ("total_reward", "mean_reward", "final_qos", "mean_qos", "scaling_actions",
+                "noop_actions", "max_workers", "mean_workers")
+
+
+def run_tune(*args, timeout=400, **popen):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    cmd = [sys.executable, "-m", "rl_autoscaling.tune", "--num-cpus", "2", *map(str, args)]
+    if popen:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def result_rows(trial_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()
+            if line.strip()]
+
+
+# --------------------------------------------------------------------------- specs
+
+
+@pytest.mark.parametrize("algo", ["sarsa", "dqn"])
+def test_packaged_specs_load_with_and_without_smoke(algo):
+    from rl_autoscaling.tune import training_keys
+
+    spec = load_spec(TUNE_CONFIG_DIR / f"{algo}.yaml", algo, training_keys=training_keys(algo))
+    assert spec.name == algo and spec.env_config["max_steps"] == 30
+    assert spec.stop["training_iteration"] == {"sarsa": 100, "dqn": 120}[algo]
+    smoke = load_spec(TUNE_CONFIG_DIR / f"{algo}.yaml", algo, smoke=True,
+                      overrides={"training.gamma": 0.9})
+    assert smoke.stop["training_iteration"] < 5 and smoke.training["gamma"] == 0.9
+
+
+def test_spec_errors_name_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("algo: sarsa\nstop: {training_iteration: 3}\ncheckpont: {frequency: 1}\n")
+    with pytest.raises(ConfigError, match="unknown key checkpont"):
+        load_spec(bad, "sarsa")
+    bad.write_text("algo: sarsa\nevaluation: {intervall: 3}\n")
+    with pytest.raises(ConfigError, match="unknown key evaluation.intervall"):
+        load_spec(bad, "sarsa")
+    bad.write_text("algo: sarsa\ntraining: {alhpa: 0.1}\n")
+    with pytest.raises(ConfigError, match="unknown key training.alhpa"):
+        load_spec(bad, "sarsa", training_keys={"alpha"})
+    bad.write_text("algo: sarsa\ntraining: [1\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_spec(bad, "sarsa")
+    with pytest.raises(ConfigError, match="is for algo 'sarsa', not 'dqn'"):
+        load_spec(TUNE_CONFIG_DIR / "sarsa.yaml", "dqn")
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_set(["training.alpha"])
+
+
+def test_search_spaces_become_tune_domains():
+    from ray.tune.search.sample import Categorical, Float, Integer
+
+    space = to_tune_space({"lr": {"loguniform": [1e-4, 1e-2]}, "tau": {"grid": [0.01, 1.0]},
+                           "g": {"uniform": [0.9, 0.99]}, "c": {"choice": [1, 2]},
+                           "n": {"randint": [1, 5]}, "fixed": 3}, "training")
+    assert isinstance(space["lr"], Float) and isinstance(space["g"], Float)
+    assert space["tau"] == {"grid_search": [0.01, 1.0]}
+    assert isinstance(space["c"], Categorical) and isinstance(space["n"], Integer)
+    assert space["fixed"] == 3
+    with pytest.raises(ConfigError, match=r"training.lr.uniform: bad bounds"):
+        to_tune_space({"lr": {"uniform": [1]}}, "training")
+    assert parse_set(["a.b=1e-3", "c=[1, 2]"]) == {"a.b": 1e-3, "c": [1, 2]}
+
+
+def test_bad_spec_gives_one_line_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("algo: dqn\ntraining: {learnig_rate: 0.1}\n")
+    proc = run_tune("--algo", "dqn", "--config", bad, "--storage-path", tmp_path / "t")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        proc.stderr.strip().splitlines()[0]] and "unknown key training.learnig_rate" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def check_exported_run(run_dir: Path, algo: str, episodes: int) -> None:
+    training = json.loads((run_dir / "training_metrics.json").read_text())["episodes"]
+    assert [r["episode"] for r in training] == list(range(1, episodes + 1))
+    for rec in training:
+        assert TRAINING_KEYS <= set(rec)
+        assert 0 <= rec["final_qos"] <= 1 and rec["steps"] >= 1
+    if algo == "dqn":
+        assert all("mean_loss" in r for r in training[1:])
+    checkpoints = json.loads((run_dir / "evaluation_metrics.json").read_text())["checkpoints"]
+    assert checkpoints and all(c["eval_episodes"] == 1 for c in checkpoints)
+    for c in checkpoints:
+        for key in EVAL_METRICS:
+            assert f"mean_{key}" in c and f"std_{key}" in c
+    suffix = ".pkl" if algo == "sarsa" else ".pt"
+    models = sorted(p.name for p in (run_dir / "models").iterdir())
+    assert f"{algo}_final{suffix}" in models and f"{algo}_ep0002{suffix}" in models
+    png = (run_dir / "plots" / "training_curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    log = (run_dir / "logs" / "training.log").read_text().splitlines()
+    assert len(log) == episodes and log[0].startswith("Episode 1/")
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("algo, episodes", [("sarsa", 4), ("dqn", 3)])
+def test_smoke_run_leaves_checkpoints_and_an_exported_run(tmp_path, algo, episodes):
+    proc = run_tune("--algo", algo, "--smoke", "--storage-path", tmp_path / "tune",
+                    "--output", tmp_path / "runs")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (trial,) = [p for p in (tmp_path / "tune" / algo).iterdir() if p.is_dir()]
+    assert sorted(p.name for p in trial.glob("checkpoint_*"))
+    assert (trial / "progress.csv").exists() and list(trial.glob("events.out.tfevents.*"))
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith(f"{algo}_run_")
+    assert f"best trial run directory: {run_dir}" in proc.stdout
+    check_exported_run(run_dir, algo, episodes)
+    rows = result_rows(trial)
+    assert all("autoscaling" in r and "final_qos_mean" in r["autoscaling"] for r in rows)
+
+    # The exporter also runs on its own and refreshes the same run directory.
+    from rl_autoscaling.export import main as export_main
+
+    assert export_main([str(tmp_path / "tune" / algo), "--output", str(tmp_path / "runs")]) == 0
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [run_dir.name]
+
+
+@pytest.mark.ray
+def test_interrupted_experiment_resumes_from_its_checkpoint(tmp_path):
+    args = ["--algo", "sarsa", "--storage-path", tmp_path / "tune", "--output", tmp_path / "runs",
+            "--set", "stop.time_total_s=8", "--set", "stop.training_iteration=1000000",
+            "--set", "checkpoint.frequency=100", "--set", "evaluation.interval=0"]
+    first = run_tune(*args, popen=True)
+    exp = tmp_path / "tune" / "sarsa"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(exp.glob("*/checkpoint_*")):
+        time.sleep(0.5)
+    assert list(exp.glob("*/checkpoint_*")), first.communicate(timeout=60)[0][-3000:]
+    os.killpg(first.pid, signal.SIGINT)
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode == 130, out[-3000:]
+    assert "re-run the same command to resume" in out
+    (trial,) = [p for p in exp.iterdir() if p.is_dir()]
+    before = result_rows(trial)
+    assert not before[-1]["done"]
+
+    second = run_tune(*args)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert f"Resuming experiment sarsa from {exp}" in second.stdout
+    rows = result_rows(trial)
+    resumed = rows[len(before):]
+    # Iterations continue from a checkpoint (a multiple of 100), not from 1.
+    assert resumed[0]["training_iteration"] > 1
+    assert (resumed[0]["training_iteration"] - 1) % 100 == 0
+    assert resumed[-1]["done"] and resumed[-1]["training_iteration"] > before[-1]["training_iteration"] - 100
+
+
+@pytest.mark.ray
+def test_kpis_reach_the_nodes_prometheus_export(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = textwrap.dedent(f"""
+        import time, urllib.request
+        import ray
+        ray.init(num_cpus=1, include_dashboard=False, _metrics_export_port={port})
+        from rl_autoscaling.tune import algorithm_config
+        algo = algorithm_config("sarsa", {{"env_config": {{"max_steps": 10, "task_seed": 1}},
+                                           "training": {{}}, "evaluation": {{}},
+                                           "resources": {{}}}}).build_algo()
+        for _ in range(3):
+            algo.train()
+        deadline, names = time.time() + 90, set()
+        while time.time() < deadline and len(names) < 5:
+            try:
+                text = urllib.request.urlopen("http://127.0.0.1:{port}/metrics", timeout=5).read()
+            except OSError:
+                text = b""
+            names = {{line.split("{{")[0] for line in text.decode().splitlines()
+                     if line.startswith("ray_rl_autoscaling")}}
+            time.sleep(1)
+        print("FOUND", sorted(names))
+        algo.stop()
+        ray.shutdown()
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    found = [line for line in proc.stdout.splitlines() if line.startswith("FOUND")]
+    assert found, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for name in ("final_qos", "mean_workers", "scaling_actions", "reward"):
+        assert f"ray_rl_autoscaling_episode_{name}" in found[0]
+    assert "ray_rl_autoscaling_episodes_total" in found[0]
