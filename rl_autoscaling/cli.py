@@ -90,6 +90,31 @@ def add_env_args(parser: argparse.ArgumentParser, *, task_seed: bool = True,
     return g
 
 
+def add_training_args(parser: argparse.ArgumentParser, algo: str,
+                      episodes: int) -> None:
+    """``--episodes``, the env flags and ``--output-dir`` of a trainer."""
+    parser.add_argument("--episodes", type=positive_int, default=episodes,
+                        help="training episodes (default %(default)s)")
+    add_env_args(parser)
+    parser.add_argument("--output-dir", default="runs",
+                        help=f"base directory of {algo}_run_<ts>/ (default %(default)s)")
+
+
+def add_checkpoint_args(parser: argparse.ArgumentParser, eval_episodes: int,
+                        seed_help: str, title: str = "checkpoints, evaluation"
+                        ) -> argparse._ArgumentGroup:
+    """``--checkpoint-every``, ``--eval-episodes`` and ``--seed`` of a trainer."""
+    g = parser.add_argument_group(title)
+    g.add_argument("--checkpoint-every", type=nonnegative_int, default=10,
+                   help="save and evaluate every N episodes; 0 = only at the end "
+                        "(default %(default)s)")
+    g.add_argument("--eval-episodes", type=nonnegative_int, default=eval_episodes,
+                   help="greedy episodes per checkpoint evaluation; 0 = none "
+                        "(default %(default)s)")
+    g.add_argument("--seed", type=int, default=42, help=f"{seed_help} (default %(default)s)")
+    return g
+
+
 def env_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The env's ``env_config`` from :func:`add_env_args` flags (``config`` only if given)."""
     cfg: dict[str, Any] = {
@@ -137,6 +162,7 @@ def run_guarded(fn: Callable[[], int | None]) -> int:
 
 
 __all__ = [
-    "BACKENDS", "ENV_DEFAULTS", "EXIT_USAGE", "add_env_args", "env_config_from_args",
+    "BACKENDS", "ENV_DEFAULTS", "EXIT_USAGE", "add_checkpoint_args", "add_env_args",
+    "add_training_args", "env_config_from_args",
     "error_message", "nonnegative_int", "positive_float", "positive_int", "run_guarded",
 ]

@@ -43,7 +43,8 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .cli import (add_env_args, env_config_from_args, nonnegative_int, positive_float,
+from .cli import (add_checkpoint_args, add_training_args, env_config_from_args,
+                  nonnegative_int, positive_float,
                   positive_int, run_guarded)
 from .metrics import EpisodeTrace
 from .runs import (RunDirectory, close_logger, evaluate_checkpoint, evaluation_env_config,
@@ -58,11 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rl_autoscaling.train_dqn",
         description="Train the two-layer, Polyak-updated DQN autoscaler with RLlib (SPEC §6).")
-    p.add_argument("--episodes", type=positive_int, default=120,
-                   help="training episodes (default %(default)s)")
-    add_env_args(p)
-    p.add_argument("--output-dir", default="runs",
-                   help="base directory of dqn_run_<ts>/ (default %(default)s)")
+    add_training_args(p, "dqn", episodes=120)
     g = p.add_argument_group("DQN")
     a = g.add_argument
     a("--gamma", type=float, default=0.97, help="discount factor (default %(default)s)")
@@ -87,16 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="gradient global-norm clip (default %(default)s)")
     a("--hidden-layers", type=positive_int, nargs="+", default=[128, 64],
       help="MLP hidden layer sizes (default 128 64)")
-    g = p.add_argument_group("checkpoints, evaluation")
-    g.add_argument("--checkpoint-every", type=nonnegative_int, default=10,
-                   help="save and evaluate every N episodes; 0 = only at the end "
-                        "(default %(default)s)")
-    g.add_argument("--eval-episodes", type=nonnegative_int, default=5,
-                   help="greedy episodes per checkpoint evaluation; 0 = none "
-                        "(default %(default)s)")
-    g.add_argument("--seed", type=int, default=42,
-                   help="RLlib seed (network init, exploration, replay) and evaluation seed "
-                        "base (default %(default)s)")
+    add_checkpoint_args(p, eval_episodes=5,
+                        seed_help="RLlib seed (network init, exploration, replay) and "
+                                  "evaluation seed base")
     g = p.add_argument_group("resuming")
     g.add_argument("--resume-model", default=None, metavar="PT",
                    help="continue from a dqn_*.pt model (or an RLlib checkpoint directory)")

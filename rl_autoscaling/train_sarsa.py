@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .algorithms.sarsa_tabular import DEFAULT_BINS, SarsaHyperparams, SarsaLambdaLearner
-from .cli import (add_env_args, env_config_from_args, nonnegative_int, positive_int,
-                  run_guarded)
+from .cli import (add_checkpoint_args, add_training_args, env_config_from_args,
+                  nonnegative_int, run_guarded)
 from .runs import RunDirectory, close_logger, run_training, setup_run_logger
 
 ALGO = "sarsa"
@@ -47,11 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rl_autoscaling.train_sarsa",
         description="Train a tabular SARSA(lambda) autoscaler (RLlib SarsaLambda algorithm).")
-    p.add_argument("--episodes", type=positive_int, default=100,
-                   help="training episodes (default %(default)s)")
-    add_env_args(p)
-    p.add_argument("--output-dir", default="runs",
-                   help="base directory of sarsa_run_<ts>/ (default %(default)s)")
+    add_training_args(p, "sarsa", episodes=100)
     g = p.add_argument_group("SARSA(lambda)")
     g.add_argument("--bins", type=int, nargs=9, default=None, metavar="N",
                    help="bins per observation dimension (default "
@@ -71,15 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="eligibility-trace decay; 0 = one-step SARSA (default %(default)s)")
     g.add_argument("--trace-threshold", type=float, default=hp.trace_threshold,
                    help="drop traces below this magnitude (default %(default)s)")
-    g = p.add_argument_group("checkpoints, evaluation, logging")
-    g.add_argument("--checkpoint-every", type=nonnegative_int, default=10,
-                   help="save and evaluate every N episodes; 0 = only at the end "
-                        "(default %(default)s)")
-    g.add_argument("--eval-episodes", type=nonnegative_int, default=3,
-                   help="greedy episodes per checkpoint evaluation; 0 = none "
-                        "(default %(default)s)")
-    g.add_argument("--seed", type=int, default=42,
-                   help="exploration and evaluation seed (default %(default)s)")
+    g = add_checkpoint_args(p, eval_episodes=3, seed_help="exploration and evaluation seed",
+                            title="checkpoints, evaluation, logging")
     g.add_argument("--log-interval", type=nonnegative_int, default=10,
                    help="log a DEBUG Q-table/trace summary every N episodes; 0 = never "
                         "(default %(default)s)")
