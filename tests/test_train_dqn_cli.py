@@ -125,7 +125,9 @@ def test_test_dqn_writes_plots_and_needs_no_ray(tmp_path):
     report = json.loads(out.read_text())
     run_dir = Path(report["run_directory"])
     assert (run_dir / "plots" / "episode_001.png").exists()
-    assert (run_dir / "logs" / "evaluation.log").read_text().count(" step ") == 5
+    # One per-step table row (episode 1, steps 1..5) per step.
+    rows = re.findall(r"INFO +1 +(\d+) ", (run_dir / "logs" / "evaluation.log").read_text())
+    assert rows == ["1", "2", "3", "4", "5"]
 
 
 @pytest.mark.parametrize("argv, message", [
