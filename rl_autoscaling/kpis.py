@@ -5,7 +5,7 @@ report the same things:
 
 * ``result["training_episodes"]``: the ``training_metrics.json`` records of the episodes that
   finished during the iteration (SARSA writes them itself; for DQN they are collected from the
-  ``DqnTrainingEnv`` wrappers of the local env runner);
+  ``DqnTrainingEnv`` wrappers of the local env runner and of any remote env runners);
 * ``result["evaluation"]``: the ``evaluation_metrics.json`` checkpoint record (``episode``,
   ``eval_episodes``, ``mean_X`` / ``std_X``) on evaluation iterations;
 * ``result["autoscaling"]``: the iteration's mean final QoS, mean workers, scaling actions and
@@ -96,39 +96,33 @@ class AutoscalingCallbacks(RLlibCallback):
                         **kwargs) -> None:
         if "mean_final_qos" in evaluation_metrics:
             return  # SARSA reports the checkpoint record itself
-        from .algorithms.dqn import DqnTrainingEnv
+        from .algorithms.dqn import pop_finished_traces
         from .metrics import checkpoint_evaluation
 
-        runner = getattr(algorithm, "eval_env_runner", None)
-        traces = [t for env in _wrapped_envs(runner, DqnTrainingEnv) for t in env.pop_finished()]
+        traces = pop_finished_traces(getattr(algorithm, "eval_env_runner", None))
         if traces:
             evaluation_metrics.update(checkpoint_evaluation(episodes_done(algorithm), traces))
 
 
-def _wrapped_envs(runner, cls) -> list:
-    """Every ``cls`` env inside an env runner's (vector) env."""
-    found, stack, seen = [], [getattr(runner, "env", None)], set()
-    while stack:
-        env = stack.pop()
-        if env is None or id(env) in seen:
-            continue
-        seen.add(id(env))
-        if isinstance(env, cls):
-            found.append(env)
-            continue
-        stack.extend(getattr(env, "envs", None) or [])
-        stack.append(getattr(env, "env", None))
-    return found
+def _pop_training_traces(algorithm) -> list:
+    """Finished training-episode traces of the local env runner and, with remote env runners
+    (``num_env_runners > 0``), of every healthy remote one (in runner order)."""
+    from .algorithms.dqn import pop_finished_traces
+
+    group = getattr(algorithm, "env_runner_group", None)
+    if group is not None and group.num_remote_env_runners() > 0:
+        per_runner = group.foreach_env_runner(pop_finished_traces, local_env_runner=True)
+        return [t for traces in per_runner for t in (traces or [])]
+    return pop_finished_traces(getattr(algorithm, "env_runner", None))
 
 
 def _dqn_training_records(algorithm, result: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Training records of the episodes DQN finished this iteration (local env runner)."""
+    """Training records of the episodes DQN finished this iteration (all env runners)."""
     try:
-        from .algorithms.dqn import DqnTrainingEnv, epsilon_at
+        from .algorithms.dqn import epsilon_at
     except ImportError:  # pragma: no cover - DQN not installed
         return []
-    traces = [t for env in _wrapped_envs(getattr(algorithm, "env_runner", None), DqnTrainingEnv)
-              for t in env.pop_finished()]
+    traces = _pop_training_traces(algorithm)
     if not traces:
         return []
     learner = result.get("learners", {}).get("default_policy", {})

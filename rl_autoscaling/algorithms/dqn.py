@@ -220,13 +220,10 @@ def register_dqn_env(name: str = DQN_ENV_NAME) -> str:
     return name
 
 
-def training_envs(algo) -> list[DqnTrainingEnv]:
-    """The ``DqnTrainingEnv`` instances of the algorithm's local env runner."""
-    runner = getattr(algo, "env_runner", None)
-    if runner is None or getattr(runner, "env", None) is None:
-        return []
+def dqn_envs(runner) -> list[DqnTrainingEnv]:
+    """The ``DqnTrainingEnv`` instances inside an env runner's (vector) env."""
     found: list[DqnTrainingEnv] = []
-    stack = [runner.env]
+    stack = [getattr(runner, "env", None)]
     seen: set[int] = set()
     while stack:
         env = stack.pop()
@@ -239,6 +236,17 @@ def training_envs(algo) -> list[DqnTrainingEnv]:
         stack.extend(getattr(env, "envs", None) or [])
         stack.append(getattr(env, "env", None))
     return found
+
+
+def pop_finished_traces(runner) -> list[EpisodeTrace]:
+    """Pop the finished episode traces of a runner's ``DqnTrainingEnv``s (runs inside the
+    runner's process when called through ``foreach_env_runner``)."""
+    return [t for env in dqn_envs(runner) for t in env.pop_finished()]
+
+
+def training_envs(algo) -> list[DqnTrainingEnv]:
+    """The ``DqnTrainingEnv`` instances of the algorithm's local env runner."""
+    return dqn_envs(getattr(algo, "env_runner", None))
 
 
 # ---------------------------------------------------------------------- env-runner metrics
@@ -458,5 +466,5 @@ __all__ = [
     "RL_MODULE_SUBDIR",
     "dqn_config", "dqn_env_creator", "epsilon_at", "epsilon_for_episode", "epsilon_schedule",
     "learner_module", "load_q_network_state", "q_linear_layers", "q_network_state_dict",
-    "register_dqn_env", "training_envs",
+    "register_dqn_env", "training_envs", "dqn_envs", "pop_finished_traces",
 ]
