@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,44 +23,20 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from procs import free_ports, pids_using
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD_START_TIMEOUT = 180
 JOB_TIMEOUT = 600
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports that are free right now (held open together, then released)."""
-    with ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-
-
 def _get_json(url: str, timeout: float = 10, headers: dict | None = None):
     request = urllib.request.Request(url, headers=headers or {})
     with urllib.request.urlopen(request, timeout=timeout) as resp:
         return json.loads(resp.read().decode())
-
-
-def _pids_using(temp_dir: str) -> list[int]:
-    """Processes whose command line mentions our head's temp dir (raylet, GCS, workers...)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if temp_dir in cmdline:
-            pids.append(int(entry.name))
-    return pids
 
 
 class RayHead:
@@ -134,7 +109,7 @@ class RayHead:
             pass
         self.proc.wait(timeout=30)
         deadline = time.time() + 30
-        while (left := _pids_using(self.temp_dir)) and time.time() < deadline:
+        while (left := pids_using(self.temp_dir)) and time.time() < deadline:
             for pid in left:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -153,7 +128,7 @@ def ray_head():
         yield head
     finally:
         head.stop()
-    assert not _pids_using(head.temp_dir), "processes of the test's Ray head survived"
+    assert not pids_using(head.temp_dir), "processes of the test's Ray head survived"
 
 
 @pytest.mark.ray

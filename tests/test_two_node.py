@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import free_ports, pids_using
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 600
@@ -65,31 +66,6 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _pids_using(temp_dir: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if temp_dir in cmdline:
-            pids.append(int(entry.name))
-    return pids
-
-
-def _free_ports(n: int) -> list[int]:
-    import socket
-    from contextlib import ExitStack
-
-    with ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-
-
 @pytest.mark.ray
 def test_smoke_experiment_spreads_env_runners_over_two_nodes(tmp_path):
     temp_dir = tempfile.mkdtemp(prefix="rl2n", dir="/tmp")  # short: Ray's socket paths
@@ -101,7 +77,7 @@ def test_smoke_experiment_spreads_env_runners_over_two_nodes(tmp_path):
         env.pop(key, None)
     proc = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(out), str(storage), str(runs),
-         *map(str, _free_ports(2))],
+         *map(str, free_ports(2))],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
     try:
@@ -111,7 +87,7 @@ def test_smoke_experiment_spreads_env_runners_over_two_nodes(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             log, _ = proc.communicate(timeout=60)
         deadline = time.time() + 30
-        while (left := _pids_using(temp_dir)) and time.time() < deadline:
+        while (left := pids_using(temp_dir)) and time.time() < deadline:
             for pid in left:
                 try:
                     os.kill(pid, signal.SIGKILL)
