@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from rl_autoscaling.config import load_config
-from rl_autoscaling.farm.functions.protocol import (ACK, SCALE_DOWN, SYN, FarmKeys,
+from rl_autoscaling.farm.functions.protocol import (SCALE_DOWN, SYN, FarmKeys,
                                                     LiveFarmError, RedisLink, ack, loads,
                                                     start_announcement)
 from rl_autoscaling.farm.scalers import (DELETION_COST, KubernetesScaler, LocalProcessScaler,
