@@ -161,8 +161,20 @@ def run_guarded(fn: Callable[[], int | None]) -> int:
         return EXIT_USAGE
 
 
+def trainer_main(parser: argparse.ArgumentParser,
+                 train: Callable[[argparse.Namespace], int], argv=None) -> int:
+    """A trainer's ``main``: parse, train; one-line errors (exit 2); Ctrl+C before the training
+    loop (which handles its own) exits 130."""
+    args = parser.parse_args(argv)
+    try:
+        return run_guarded(lambda: train(args))
+    except KeyboardInterrupt:
+        print("interrupted before training started", file=sys.stderr)
+        return 130
+
+
 __all__ = [
     "BACKENDS", "ENV_DEFAULTS", "EXIT_USAGE", "add_checkpoint_args", "add_env_args",
-    "add_training_args", "env_config_from_args",
+    "add_training_args", "env_config_from_args", "trainer_main",
     "error_message", "nonnegative_int", "positive_float", "positive_int", "run_guarded",
 ]

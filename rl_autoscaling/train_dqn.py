@@ -44,8 +44,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .cli import (add_checkpoint_args, add_training_args, env_config_from_args,
-                  nonnegative_int, positive_float,
-                  positive_int, run_guarded)
+                  nonnegative_int, positive_float, positive_int, trainer_main)
 from .metrics import EpisodeTrace
 from .runs import (RunDirectory, close_logger, evaluate_checkpoint, evaluation_env_config,
                    run_training, setup_run_logger)
@@ -301,12 +300,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run_guarded(lambda: train(args))
-    except KeyboardInterrupt:  # before the training loop started
-        print("interrupted before training started", file=sys.stderr)
-        return 130
+    return trainer_main(build_parser(), train, argv)
 
 
 if __name__ == "__main__":

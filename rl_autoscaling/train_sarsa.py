@@ -36,7 +36,7 @@ from typing import Any, Sequence
 
 from .algorithms.sarsa_tabular import DEFAULT_BINS, SarsaHyperparams, SarsaLambdaLearner
 from .cli import (add_checkpoint_args, add_training_args, env_config_from_args,
-                  nonnegative_int, run_guarded)
+                  nonnegative_int, trainer_main)
 from .runs import RunDirectory, close_logger, run_training, setup_run_logger
 
 ALGO = "sarsa"
@@ -193,12 +193,7 @@ def _remove_empty_dir(path: str | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run_guarded(lambda: train(args))
-    except KeyboardInterrupt:  # before the training loop started
-        print("interrupted before training started", file=sys.stderr)
-        return 130
+    return trainer_main(build_parser(), train, argv)
 
 
 if __name__ == "__main__":
