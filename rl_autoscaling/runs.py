@@ -358,6 +358,9 @@ def run_training(
             logger.warning("Could not plot the training curves: %s", exc)
     logger.info("Finished %d episode(s) in %.2f s%s", completed, wall,
                 " (interrupted)" if interrupted else "")
+    if final_eval is not None:
+        logger.info("Final evaluation: %s; training wall time %.2f s",
+                    evaluation_line(final_eval), wall)
     return TrainingOutcome(completed=completed, interrupted=interrupted, final_model=final_model,
                            final_evaluation=final_eval, wall_time=wall)
 

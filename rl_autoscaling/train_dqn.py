@@ -284,12 +284,6 @@ def train(args: argparse.Namespace) -> int:
             save_model=trainer.save_model,
             evaluate=trainer.evaluate if args.eval_episodes > 0 else None,
             checkpoint_every=args.checkpoint_every, model_suffix=".pt")
-        final = outcome.final_evaluation
-        if final is not None:
-            log.info("Final evaluation (episode %d, %d greedy episodes): final QoS %.4f, mean "
-                     "workers %.2f, total reward %.2f; training wall time %.2f s",
-                     final["episode"], final["eval_episodes"], final["mean_final_qos"],
-                     final["mean_mean_workers"], final["mean_total_reward"], outcome.wall_time)
         return outcome.exit_code
     finally:
         if trainer is not None:

@@ -169,12 +169,6 @@ def train(args: argparse.Namespace) -> int:
             save_model=save_model, evaluate=evaluate if args.eval_episodes > 0 else None,
             checkpoint_every=args.checkpoint_every, model_suffix=".pkl",
             log_interval=args.log_interval, debug_summary=summary)
-        final = outcome.final_evaluation
-        if final is not None:
-            log.info("Final evaluation (episode %d, %d greedy episodes): final QoS %.4f, mean "
-                     "workers %.2f, total reward %.2f; training wall time %.2f s",
-                     final["episode"], final["eval_episodes"], final["mean_final_qos"],
-                     final["mean_mean_workers"], final["mean_total_reward"], outcome.wall_time)
         return outcome.exit_code
     finally:
         logdir = getattr(algo, "logdir", None)
