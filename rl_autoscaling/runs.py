@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -365,6 +366,18 @@ def run_training(
                            final_evaluation=final_eval, wall_time=wall)
 
 
+def stop_algorithm(algo) -> None:
+    """Stop an RLlib algorithm built outside Tune and remove the empty scratch dir its
+    Trainable made under ~/ray_results."""
+    logdir = getattr(algo, "logdir", None)
+    algo.stop()
+    if logdir:
+        try:
+            os.rmdir(logdir)
+        except OSError:
+            pass  # not empty (or gone): leave it
+
+
 def _evaluate(evaluate: Callable[[int], Mapping[str, Any]], episode: int,
               recorder: MetricsRecorder, logger: logging.Logger) -> dict[str, Any]:
     record = dict(evaluate(episode))
@@ -378,5 +391,5 @@ __all__ = [
     "EPISODE_FIELDS", "EXIT_INTERRUPTED", "MetricsRecorder", "Progress", "RunDirectory",
     "TrainingOutcome", "close_logger", "episode_line", "evaluate_checkpoint",
     "evaluation_env_config", "evaluation_line", "evaluation_seed", "format_duration",
-    "run_training", "setup_run_logger", "utc_timestamp",
+    "run_training", "setup_run_logger", "stop_algorithm", "utc_timestamp",
 ]

@@ -47,7 +47,7 @@ from .cli import (add_checkpoint_args, add_training_args, env_config_from_args,
                   nonnegative_int, positive_float, positive_int, trainer_main)
 from .metrics import EpisodeTrace
 from .runs import (RunDirectory, close_logger, evaluate_checkpoint, evaluation_env_config,
-                   run_training, setup_run_logger)
+                   run_training, setup_run_logger, stop_algorithm)
 
 ALGO = "dqn"
 
@@ -238,13 +238,7 @@ class DqnTrainer:
     def stop(self) -> None:
         if self._eval_env is not None:
             self._eval_env.close()
-        logdir = getattr(self.algo, "logdir", None)
-        self.algo.stop()
-        if logdir:  # the empty scratch dir RLlib's Trainable makes under ~/ray_results
-            try:
-                os.rmdir(logdir)
-            except OSError:
-                pass
+        stop_algorithm(self.algo)
 
 
 # ---------------------------------------------------------------------- entry point

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any, Sequence
 from .algorithms.sarsa_tabular import DEFAULT_BINS, SarsaHyperparams, SarsaLambdaLearner
 from .cli import (add_checkpoint_args, add_training_args, env_config_from_args,
                   nonnegative_int, trainer_main)
-from .runs import RunDirectory, close_logger, run_training, setup_run_logger
+from .runs import RunDirectory, close_logger, run_training, setup_run_logger, stop_algorithm
 
 ALGO = "sarsa"
 
@@ -171,19 +170,8 @@ def train(args: argparse.Namespace) -> int:
             log_interval=args.log_interval, debug_summary=summary)
         return outcome.exit_code
     finally:
-        logdir = getattr(algo, "logdir", None)
-        algo.stop()
-        _remove_empty_dir(logdir)
+        stop_algorithm(algo)
         close_logger(log)
-
-
-def _remove_empty_dir(path: str | None) -> None:
-    """Remove the empty scratch dir RLlib's Trainable makes under ~/ray_results."""
-    if path:
-        try:
-            os.rmdir(path)
-        except OSError:
-            pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:

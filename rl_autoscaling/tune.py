@@ -51,6 +51,8 @@ def algorithm_config(algo: str, params: Mapping[str, Any]):
     ``params`` holds ``env_config``, ``training``, ``evaluation`` ({interval, duration}),
     ``resources`` (env-runner settings) and ``seed``.
     """
+    from ray.rllib.callbacks.callbacks import RLlibCallback
+
     from .kpis import AutoscalingCallbacks
 
     env_config = dict(params.get("env_config", {}))
@@ -80,7 +82,10 @@ def algorithm_config(algo: str, params: Mapping[str, Any]):
                           evaluation_duration_unit="episodes")
     if resources:
         config.env_runners(**resources)
-    config.callbacks(AutoscalingCallbacks)
+    # Add ours to the algorithm's own callbacks (DQN's episode metrics) instead of replacing them.
+    existing = config.callbacks_class
+    existing = list(existing) if isinstance(existing, (list, tuple)) else [existing]
+    config.callbacks([c for c in existing if c is not RLlibCallback] + [AutoscalingCallbacks])
     return config
 
 
