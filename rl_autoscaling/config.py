@@ -18,10 +18,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
+from .common.errors import UserError
+
 import yaml
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file or override is invalid; the message names the key path."""
 
 

@@ -28,7 +28,7 @@ from .config import ConfigError, FarmConfig, load_config, resolve_config
 from .farm import make_backend
 from .farm.base import Completions, FarmBackend, FarmSnapshot
 from .reward import episode_end_reward, step_reward
-from .workload import expected_task_count, phase_order
+from .farm.workload import expected_task_count, phase_order
 
 GYM_ENV_ID = "rl_autoscaling/OpenFaaSAutoscaling-v0"
 RAY_ENV_NAME = "OpenFaaSAutoscaling-v0"

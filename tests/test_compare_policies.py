@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from rl_autoscaling import bench_policies, compare_policies
-from rl_autoscaling.compare_policies import main
+from rl_autoscaling import compare_policies
+from rl_autoscaling.bench import policies as bench_policies
+from rl_autoscaling.training import compare
+from rl_autoscaling.training.compare import main
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "compare_original"
@@ -31,13 +33,13 @@ def only_run_dir(base: Path) -> Path:
 def count_sims(monkeypatch):
     """Count simulated episodes per policy class (the real rollout still runs)."""
     calls = []
-    real = compare_policies.run_policy_episode
+    real = compare.run_policy_episode
 
     def spy(env, policy, seed):
         calls.append((type(policy).__name__, seed))
         return real(env, policy, seed)
 
-    monkeypatch.setattr(compare_policies, "run_policy_episode", spy)
+    monkeypatch.setattr(compare, "run_policy_episode", spy)
     return calls
 
 
@@ -215,7 +217,7 @@ def test_bench_policies_table(capsys, tmp_path):
 
 def test_spike_workload_is_valid():
     from rl_autoscaling.config import load_config
-    from rl_autoscaling.workload import expected_task_count
+    from rl_autoscaling.farm.workload import expected_task_count
 
     cfg = load_config(None, {"phase_definitions": bench_policies.spike_phases()})
     assert [p.pattern for p in cfg.phase_definitions] == ["steady", "spike", "steady"]
@@ -248,9 +250,9 @@ def test_sarsa_model_is_loaded_lazily_through_the_policy_interface(tmp_path, mon
         def act(self, obs, info):
             return 2  # always +1
 
-    module = types.ModuleType("rl_autoscaling.policies.sarsa")
+    module = types.ModuleType("rl_autoscaling.algorithms.sarsa.policy")
     module.SarsaPolicy = FakeSarsa
-    monkeypatch.setitem(sys.modules, "rl_autoscaling.policies.sarsa", module)
+    monkeypatch.setitem(sys.modules, "rl_autoscaling.algorithms.sarsa.policy", module)
     model = tmp_path / "sarsa_final.pkl"
     model.write_bytes(b"")
     assert main([*SHORT, "--model", str(model), "--output-dir", str(tmp_path)]) == 0

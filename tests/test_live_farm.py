@@ -18,7 +18,7 @@ from rl_autoscaling.env import OpenFaaSAutoscalingEnv
 from rl_autoscaling.farm.functions.emitter import episode_workload
 from rl_autoscaling.farm.functions.protocol import LiveFarmError
 from rl_autoscaling.farm.simulated import SimulatedFarm
-from rl_autoscaling.metrics import run_episode
+from rl_autoscaling.common.rollout import run_episode
 
 from redis_server import RedisServer
 

@@ -14,8 +14,9 @@ import matplotlib.axes  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rl_autoscaling import plot_training as pt  # noqa: E402
-from rl_autoscaling.runs import episode_line  # noqa: E402
+from rl_autoscaling import plot_training  # noqa: E402
+from rl_autoscaling.reporting import curves as pt  # noqa: E402
+from rl_autoscaling.training.harness import episode_line  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "training_original"
 
@@ -140,7 +141,7 @@ def test_no_overlay_without_evaluation(tmp_path, errorbars):
 
 def test_cli(run_dir, tmp_path, capsys):
     out = tmp_path / "curves.png"
-    assert pt.main([str(run_dir / "training_metrics.json"), "--output", str(out),
+    assert plot_training.main([str(run_dir / "training_metrics.json"), "--output", str(out),
                     "--evaluation", str(run_dir / "evaluation_metrics.json")]) == 0
     assert out.is_file() and str(out) in capsys.readouterr().out
 
@@ -155,6 +156,6 @@ def test_cli_errors_are_one_line(run_dir, tmp_path, capsys, args, match):
     (tmp_path / "empty.json").write_text('{"episodes": []}')
     (tmp_path / "broken.json").write_text('{"episodes": [')
     argv = [a.format(tmp=tmp_path, run=run_dir) for a in args]
-    assert pt.main(argv) == 2
+    assert plot_training.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and match in err and err.count("\n") == 1

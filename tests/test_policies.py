@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from rl_autoscaling.env import OpenFaaSAutoscalingEnv
-from rl_autoscaling.policies import (AgentError, AgentOptions, KedaQueue, ReactiveAverage,
-                                     ReactiveMaximum, Static, action_for_delta, build_policy,
-                                     canonical_name, resolve_agents)
-from rl_autoscaling.policies.registry import build_policies, check_models, is_baseline
+from rl_autoscaling.policies import (KedaQueue, ReactiveAverage, ReactiveMaximum, Static,
+                                     action_for_delta)
+from rl_autoscaling.training.agents import (AgentError, AgentOptions, build_policies,
+                                            build_policy, canonical_name, check_models,
+                                            is_baseline, resolve_agents)
 
 DOWN, STAY, UP = 0, 1, 2
 

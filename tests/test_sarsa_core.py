@@ -10,15 +10,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rl_autoscaling.algorithms.sarsa_tabular import (
+from rl_autoscaling.algorithms.sarsa.tabular import (
     DEFAULT_BINS,
     DEFAULT_EDGES,
     Discretiser,
     SarsaHyperparams,
     SarsaLambdaLearner,
 )
-from rl_autoscaling.modelio import ModelFileError, load_pickle, save_pickle
-from rl_autoscaling.policies.sarsa import SarsaPolicy
+from rl_autoscaling.common.modelio import ModelFileError, load_pickle, save_pickle
+from rl_autoscaling.algorithms.sarsa.policy import SarsaPolicy
 
 A = (0,) * 9
 B = (1,) + (0,) * 8

@@ -6,14 +6,14 @@ import pytest
 
 pytest.importorskip("ray.rllib")
 
-from rl_autoscaling.algorithms.sarsa_lambda import (  # noqa: E402
+from rl_autoscaling.algorithms.sarsa.algorithm import (  # noqa: E402
     TRAINING_EPISODES,
     SarsaLambda,
     SarsaLambdaConfig,
     q_checksum,
 )
 from rl_autoscaling.env import OpenFaaSAutoscalingEnv  # noqa: E402
-from rl_autoscaling.runs import evaluate_checkpoint  # noqa: E402
+from rl_autoscaling.common.rollout import evaluate_checkpoint  # noqa: E402
 
 ENV_CONFIG = {"max_steps": 6, "step_duration": 8, "observation_window": 8,
               "initial_workers": 12, "task_seed": 5}

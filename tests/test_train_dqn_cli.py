@@ -109,7 +109,7 @@ def test_training_learns_checkpoints_resumes_and_tests(ray_local, tmp_path, caps
 
 
 def test_test_dqn_writes_plots_and_needs_no_ray(tmp_path):
-    from rl_autoscaling.policies.dqn import build_q_network, save_dqn_model
+    from rl_autoscaling.algorithms.dqn.model import build_q_network, save_dqn_model
     from rl_autoscaling.env import OpenFaaSAutoscalingEnv
 
     space = OpenFaaSAutoscalingEnv().observation_space

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from rl_autoscaling import runs
-from rl_autoscaling.algorithms.sarsa_tabular import SarsaLambdaLearner
-from rl_autoscaling.cli import run_guarded
-from rl_autoscaling.plot_training import load_training_metrics
+from rl_autoscaling.common import rollout
+from rl_autoscaling.training import harness as runs
+from rl_autoscaling.algorithms.sarsa.tabular import SarsaLambdaLearner
+from rl_autoscaling.training.cli import run_guarded
+from rl_autoscaling.reporting.curves import load_training_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD_KEYS = {"episode", "steps", "total_reward", "mean_qos", "final_qos", "processed_tasks",
@@ -99,7 +100,7 @@ def test_test_sarsa_default_output_is_runs_eval_results(tmp_path):
 
 
 def test_spec_defaults():
-    from rl_autoscaling.train_sarsa import build_parser
+    from rl_autoscaling.training.sarsa import build_parser
 
     a = build_parser().parse_args([])
     assert (a.episodes, a.max_steps, a.step_duration, a.observation_window,
@@ -115,7 +116,7 @@ def test_spec_defaults():
 
 
 def test_checkpoints_evaluations_and_resume(tmp_path, capsys):
-    from rl_autoscaling.train_sarsa import main
+    from rl_autoscaling.training.sarsa import main
 
     common = ["--max-steps", "5", "--checkpoint-every", "2", "--eval-episodes", "2",
               "--log-interval", "1"]
@@ -163,7 +164,7 @@ class _Evil:
     (["--resume-model", "nope.pkl"], "not found"),
 ])
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys, args, match):
-    from rl_autoscaling.train_sarsa import main
+    from rl_autoscaling.training.sarsa import main
 
     (tmp_path / "EVIL").write_bytes(pickle.dumps({"q_table": _Evil()}))
     args = [str(tmp_path / a) if a in ("EVIL", "nope.pkl", "missing.yml") else a for a in args]
@@ -278,10 +279,10 @@ def outcome_checkpoints(run):
 
 
 def test_evaluation_seeds_and_unshuffled_env():
-    cfg = runs.evaluation_env_config({"phase_shuffle": True, "phase_shuffle_seed": 3,
+    cfg = rollout.evaluation_env_config({"phase_shuffle": True, "phase_shuffle_seed": 3,
                                       "max_steps": 4})
     assert cfg == {"phase_shuffle": False, "max_steps": 4}
-    assert runs.evaluation_seed(42, 20, 2) == 42 + 20_000 + 2
+    assert rollout.evaluation_seed(42, 20, 2) == 42 + 20_000 + 2
 
     from rl_autoscaling.env import OpenFaaSAutoscalingEnv
 
@@ -289,7 +290,7 @@ def test_evaluation_seeds_and_unshuffled_env():
     seeds = []
     real_reset = env.reset
     env.reset = lambda seed=None, **kw: (seeds.append(seed), real_reset(seed=seed, **kw))[1]
-    record = runs.evaluate_checkpoint(env, lambda o, i: 1, 3, 2, seed=42)
+    record = rollout.evaluate_checkpoint(env, lambda o, i: 1, 3, 2, seed=42)
     assert seeds == [3042, 3043] and record["episode"] == 3 and record["eval_episodes"] == 2
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rl_autoscaling.config import ConfigError
-from rl_autoscaling.tune_spec import TUNE_CONFIG_DIR, load_spec, parse_set, to_tune_space
+from rl_autoscaling.service.specs import TUNE_CONFIG_DIR, load_spec, parse_set, to_tune_space
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_KEYS = {"episode", "steps", "total_reward", "mean_qos", "final_qos", "processed_tasks",
@@ -46,7 +46,7 @@ def result_rows(trial_dir: Path) -> list[dict]:
 
 @pytest.mark.parametrize("algo", ["sarsa", "dqn"])
 def test_packaged_specs_load_with_and_without_smoke(algo):
-    from rl_autoscaling.tune import training_keys
+    from rl_autoscaling.service.tune import training_keys
 
     spec = load_spec(TUNE_CONFIG_DIR / f"{algo}.yaml", algo, training_keys=training_keys(algo))
     assert spec.name == algo and spec.env_config["max_steps"] == 30
@@ -143,7 +143,7 @@ def test_smoke_run_leaves_checkpoints_and_an_exported_run(tmp_path, algo, episod
     assert all("autoscaling" in r and "final_qos_mean" in r["autoscaling"] for r in rows)
 
     # The exporter also runs on its own and refreshes the same run directory.
-    from rl_autoscaling.export import main as export_main
+    from rl_autoscaling.service.export import main as export_main
 
     assert export_main([str(tmp_path / "tune" / algo), "--output", str(tmp_path / "runs")]) == 0
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [run_dir.name]
@@ -188,7 +188,7 @@ def test_kpis_reach_the_nodes_prometheus_export(tmp_path):
         import time, urllib.request
         import ray
         ray.init(num_cpus=1, include_dashboard=False, _metrics_export_port={port})
-        from rl_autoscaling.tune import algorithm_config
+        from rl_autoscaling.service.tune import algorithm_config
         algo = algorithm_config("sarsa", {{"env_config": {{"max_steps": 10, "task_seed": 1}},
                                            "training": {{}}, "evaluation": {{}},
                                            "resources": {{}}}}).build_algo()

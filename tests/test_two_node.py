@@ -46,7 +46,7 @@ SCRIPT = textwrap.dedent("""
         ray.init(address=cluster.address)
         nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
 
-        from rl_autoscaling.tune import main
+        from rl_autoscaling.service.tune import main
         code = main(["--algo", "dqn", "--smoke", "--address", cluster.address,
                      "--set", "resources.num_env_runners=2",
                      "--set", "stop.training_iteration=4",

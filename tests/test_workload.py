@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rl_autoscaling.config import ConfigError, load_config
-from rl_autoscaling.workload import (
+from rl_autoscaling.farm.workload import (
     generate_workload, phase_arrivals, phase_task_count, processing_times, window_counts,
 )
 

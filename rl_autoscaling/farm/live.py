@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..config import FarmConfig
-from ..workload import expected_task_count
+from .workload import expected_task_count
 from .base import Completions, FarmBackend, FarmSnapshot, ScaleResult
 from .functions.emitter import episode_workload
 from .functions.protocol import (FarmKeys, LiveFarmError, RedisLink, loads, phase_descriptor,

@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from ..config import Distribution, FarmConfig
-from ..workload import Workload, generate_workload
+from .workload import Workload, generate_workload
 from .base import Completions, FarmBackend, FarmSnapshot, ScaleResult
 
 

@@ -1,12 +1,13 @@
-"""Policies: reactive baselines, KEDA-style scaling and loaded SARSA / DQN models."""
+"""Baseline policies: the reactive rules, KEDA-style queue scaling and static counts.
+
+Trained policies live with their algorithms (:mod:`rl_autoscaling.algorithms`); the registry
+that builds any agent by name is :mod:`rl_autoscaling.training.agents`.
+"""
 
 from .base import Policy
 from .keda import KedaQueue
 from .reactive import ReactiveAverage, ReactiveMaximum, action_for_delta
-from .registry import AgentError, AgentOptions, build_policy, canonical_name, resolve_agents
 from .static import Static
 
-__all__ = [
-    "AgentError", "AgentOptions", "KedaQueue", "Policy", "ReactiveAverage", "ReactiveMaximum",
-    "Static", "action_for_delta", "build_policy", "canonical_name", "resolve_agents",
-]
+__all__ = ["KedaQueue", "Policy", "ReactiveAverage", "ReactiveMaximum", "Static",
+           "action_for_delta"]

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...config import FarmConfig
-from ...workload import Workload, generate_workload
+from ..workload import Workload, generate_workload
 from .protocol import (PHASE, TERMINATE, FunctionContext, RedisLink, dumps, farm_time, loads,
                        new_task, sleep_until)
 

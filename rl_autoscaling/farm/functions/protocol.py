@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, TypeVar
 
 from ...config import FarmConfig, from_dict, load_config, to_dict
+from ...common.errors import UserError
 
 T = TypeVar("T")
 
@@ -41,7 +42,7 @@ ENV_TIME_SCALE = "TIME_SCALE"
 ENV_POD_NAME = "POD_NAME"  # default: the host name (the pod name on Kubernetes)
 
 
-class LiveFarmError(RuntimeError):
+class LiveFarmError(UserError, RuntimeError):
     """The live farm cannot go on (Redis unreachable, a component died, a timeout)."""
 
 

@@ -39,8 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .metrics import EpisodeTrace, checkpoint_evaluation, run_episode
-from .modelio import atomic_write_json
+from ..common.modelio import atomic_write_json
 
 EXIT_INTERRUPTED = 130
 TRAINING_METRICS = "training_metrics.json"
@@ -219,38 +218,6 @@ class Progress:
                 f"ETA {format_duration(eta if done < self.total else 0.0)}")
 
 
-# ---------------------------------------------------------------------------- evaluation
-
-def evaluation_env_config(env_config: Mapping[str, Any]) -> dict[str, Any]:
-    """``env_config`` for checkpoint evaluation: the same env without phase shuffle."""
-    cfg = dict(env_config or {})
-    cfg["phase_shuffle"] = False
-    cfg.pop("phase_shuffle_seed", None)
-    return cfg
-
-
-def evaluation_seed(seed: int, checkpoint_episode: int, index: int) -> int:
-    """Seed of evaluation episode ``index`` at a checkpoint: seed + episode * 1000 + index."""
-    return int(seed) + int(checkpoint_episode) * 1000 + int(index)
-
-
-def evaluate_checkpoint(env, act: Callable[[Any, Mapping[str, Any]], int],
-                        checkpoint_episode: int, eval_episodes: int, seed: int,
-                        traces: list[EpisodeTrace] | None = None) -> dict[str, Any]:
-    """Greedy roll-outs of ``act`` on ``env`` (build it with :func:`evaluation_env_config`);
-    returns the ``evaluation_metrics.json`` record. ``act.reset()`` is called before every
-    episode when it exists (``Policy`` objects). Traces are appended to ``traces`` if given."""
-    done: list[EpisodeTrace] = []
-    reset = getattr(act, "reset", None)
-    for i in range(int(eval_episodes)):
-        if callable(reset):
-            reset()
-        done.append(run_episode(env, act, seed=evaluation_seed(seed, checkpoint_episode, i)))
-    if traces is not None:
-        traces.extend(done)
-    return checkpoint_evaluation(int(checkpoint_episode), done)
-
-
 def evaluation_line(record: Mapping[str, Any]) -> str:
     """One log line for a checkpoint evaluation record (mean +- std of the key figures)."""
     def pm(key: str, digits: int) -> str:
@@ -350,7 +317,7 @@ def run_training(
     wall = time.perf_counter() - progress.start
     if plot and recorder.episodes:
         try:
-            from .plot_training import plot_training_curves
+            from ..reporting.curves import plot_training_curves
 
             plot_training_curves(recorder.episodes, run.training_curves,
                                  evaluation=recorder.checkpoints or None, title=run.root.name)
@@ -389,7 +356,6 @@ def _evaluate(evaluate: Callable[[int], Mapping[str, Any]], episode: int,
 
 __all__ = [
     "EPISODE_FIELDS", "EXIT_INTERRUPTED", "MetricsRecorder", "Progress", "RunDirectory",
-    "TrainingOutcome", "close_logger", "episode_line", "evaluate_checkpoint",
-    "evaluation_env_config", "evaluation_line", "evaluation_seed", "format_duration",
+    "TrainingOutcome", "close_logger", "episode_line", "evaluation_line", "format_duration",
     "run_training", "setup_run_logger", "stop_algorithm", "utc_timestamp",
 ]

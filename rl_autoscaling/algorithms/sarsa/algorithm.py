@@ -73,9 +73,9 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 from ray.tune.result import TRAINING_ITERATION
 from typing_extensions import Self
 
-from ..env import RAY_ENV_NAME, register_ray_env
-from ..runs import evaluate_checkpoint, evaluation_env_config
-from .sarsa_tabular import (  # noqa: F401  (re-exported: the tabular core)
+from ...env import RAY_ENV_NAME, register_ray_env
+from ...common.rollout import evaluate_checkpoint, evaluation_env_config
+from .tabular import (  # noqa: F401  (re-exported: the tabular core)
     ACTION_SIZE,
     DEFAULT_BINS,
     DEFAULT_EDGES,

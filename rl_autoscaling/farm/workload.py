@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, DeadlineConfig, FarmConfig, PhaseConfig, ProcessingConfig
+from ..config import ConfigError, DeadlineConfig, FarmConfig, PhaseConfig, ProcessingConfig
 
 
 @dataclass(frozen=True)

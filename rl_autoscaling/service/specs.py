@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .config import ConfigError, apply_overrides
+from ..config import ConfigError, apply_overrides
 
 TOP_KEYS = {"algo", "name", "num_samples", "metric", "mode", "stop", "checkpoint",
             "evaluation", "resources", "failure", "env_config", "training", "smoke"}
@@ -43,7 +43,7 @@ SECTION_KEYS = {
              "env_runners/episode_return_mean", "env_runners/num_env_steps_sampled_lifetime"},
 }
 SPACES = ("grid", "choice", "uniform", "loguniform", "randint", "quniform")
-TUNE_CONFIG_DIR = Path(__file__).resolve().parents[1] / "tune_configs"
+TUNE_CONFIG_DIR = Path(__file__).resolve().parent / "tune_configs"
 
 
 @dataclass

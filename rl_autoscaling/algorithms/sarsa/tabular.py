@@ -1,7 +1,7 @@
 """Tabular SARSA(lambda): discretiser, Q-table, epsilon-greedy, eligibility traces (SPEC §5).
 
 Plain Python + NumPy, no Ray: the RLlib ``SarsaLambda`` algorithm
-(:mod:`rl_autoscaling.algorithms.sarsa_lambda`), the ``train_sarsa`` CLI, ``SarsaPolicy`` and
+(:mod:`rl_autoscaling.algorithms.sarsa.algorithm`), the ``train_sarsa`` CLI, ``SarsaPolicy`` and
 the tests all run this one implementation.
 
 - :class:`Discretiser`: per observation dimension, explicit strictly increasing edges; the
@@ -32,8 +32,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..metrics import EpisodeTrace
-from ..modelio import ModelFileError, load_pickle, save_pickle
+from ...common.metrics import EpisodeTrace
+from ...common.modelio import ModelFileError, load_pickle, save_pickle
 
 OBS_SIZE = 9
 ACTION_SIZE = 3

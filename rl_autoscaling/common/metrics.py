@@ -116,24 +116,6 @@ class EpisodeTrace:
         }
 
 
-Policy = Callable[[np.ndarray, Mapping[str, Any]], int]
-
-
-def run_episode(env, act: Policy, seed: int | None = None,
-                on_step: Callable[[np.ndarray, float, Mapping[str, Any]], None] | None = None
-                ) -> EpisodeTrace:
-    """Roll out one episode with ``act(obs, info) -> action``; returns its trace."""
-    obs, info = env.reset(seed=seed)
-    trace = EpisodeTrace()
-    while True:
-        obs, reward, terminated, truncated, info = env.step(act(obs, info))
-        trace.record(obs, reward, info)
-        if on_step is not None:
-            on_step(obs, reward, info)
-        if terminated or truncated:
-            return trace
-
-
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
     """Mean and population standard deviation (0, 0 for no values)."""
     arr = np.asarray(list(values), dtype=float)

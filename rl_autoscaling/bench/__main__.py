@@ -20,9 +20,9 @@ import numpy as np
 
 # Other benchmarks live next to the code they measure; imported only when asked for.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "sarsa": ("rl_autoscaling.bench_sarsa", "main"),
-    "dqn": ("rl_autoscaling.bench_dqn", "main"),
-    "policies": ("rl_autoscaling.bench_policies", "main"),
+    "sarsa": ("rl_autoscaling.bench.sarsa", "main"),
+    "dqn": ("rl_autoscaling.bench.dqn", "main"),
+    "policies": ("rl_autoscaling.bench.policies", "main"),
 }
 
 
@@ -33,7 +33,7 @@ def peak_rss_mib() -> float:
 
 def bench_sim(episodes: int, policy: str, seed: int = 0) -> dict[str, float]:
     """Run ``episodes`` episodes with a ``random`` or ``fixed`` policy; return the figures."""
-    from .env import OpenFaaSAutoscalingEnv
+    from ..env import OpenFaaSAutoscalingEnv
 
     env = OpenFaaSAutoscalingEnv(max_steps=30, step_duration=8, observation_window=8,
                                  initial_workers=12)

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..modelio import ModelFileError, atomic_write_bytes
-from .base import Policy
+from ...common.modelio import ModelFileError, atomic_write_bytes
+from ...policies.base import Policy
 
 PT_FORMAT = "rl_autoscaling.dqn"
 PT_VERSION = 1

@@ -2,7 +2,7 @@
 
 The model file holds plain values only (SPEC §5: ``action_size``, ``hyperparams``,
 ``discretisation`` with its edges, ``epsilon``, ``q_table``); it is read through the
-restricted unpickler of :mod:`rl_autoscaling.modelio`, so a tampered file is refused with a
+restricted unpickler of :mod:`rl_autoscaling.common.modelio`, so a tampered file is refused with a
 ``ModelFileError`` and never runs code. Files of the original toolkit load too.
 
 The policy discretises each observation with the model's own edges and takes
@@ -17,8 +17,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..algorithms.sarsa_tabular import SarsaLambdaLearner
-from .base import Policy
+from .tabular import SarsaLambdaLearner
+from ...policies.base import Policy
 
 
 class SarsaPolicy(Policy):
@@ -40,7 +40,7 @@ class SarsaPolicy(Policy):
     @classmethod
     def load(cls, path: str | Path) -> "SarsaPolicy":
         """Load a SARSA model file (ModelFileError, a ValueError, if it is not one)."""
-        from ..modelio import load_pickle
+        from ...common.modelio import load_pickle
 
         model = load_pickle(path, "SARSA model file")
         learner = SarsaLambdaLearner.from_model(model, source=str(path))

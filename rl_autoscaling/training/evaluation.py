@@ -18,10 +18,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .cli import add_env_args, env_config_from_args, positive_int, run_guarded
-from .metrics import EpisodeTrace, run_episode
-from .modelio import atomic_write_json
-from .policies.base import Policy
-from .runs import close_logger, utc_timestamp
+from ..common.metrics import EpisodeTrace
+from ..common.rollout import run_episode
+from ..common.modelio import atomic_write_json
+from ..policies.base import Policy
+from .harness import close_logger, utc_timestamp
 
 STEP_HEADER = (f"{'ep':>3} {'step':>4} {'delta':>5} {'workers':>7} {'queue':>6} {'avg_t':>6} "
                f"{'max_t':>6} {'arrival':>7} {'qos':>6} {'reward':>8}")
@@ -107,7 +108,7 @@ def summarize(records: Sequence[Mapping[str, Any]], run_dir: Path) -> dict[str, 
 def evaluate(args: argparse.Namespace, algo: str, label: str,
              load: Callable[[argparse.Namespace, Any], Policy]) -> dict[str, Any]:
     """Run the evaluation described by parsed ``args`` with ``load(args, env)``'s policy."""
-    from .env import OpenFaaSAutoscalingEnv
+    from ..env import OpenFaaSAutoscalingEnv
 
     env = OpenFaaSAutoscalingEnv.from_env_config(env_config_from_args(args))
     try:

@@ -16,6 +16,8 @@ import argparse
 import sys
 from typing import Any, Callable, Mapping
 
+from ..common.errors import EXIT_INTERRUPTED, run_guarded
+
 #: CLI defaults of the env flags (SPEC §5; the env's own defaults are SPEC §4's).
 ENV_DEFAULTS: dict[str, Any] = {
     "max_steps": 30,
@@ -29,7 +31,6 @@ ENV_DEFAULTS: dict[str, Any] = {
     "backend": "simulated",
 }
 BACKENDS = ("simulated", "live")
-EXIT_USAGE = 2
 
 
 def positive_int(text: str) -> int:
@@ -84,7 +85,7 @@ def add_env_args(parser: argparse.ArgumentParser, *, task_seed: bool = True,
                    help="farm configuration file (default: the packaged one)")
     g.add_argument("--backend", choices=BACKENDS, default=d["backend"],
                    help="farm backend (default %(default)s)")
-    from .farm.live import add_live_arguments
+    from ..farm.live import add_live_arguments
 
     add_live_arguments(g)  # --redis-url, --scaler, --time-scale (used with --backend live)
     return g
@@ -131,34 +132,10 @@ def env_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.config:
         cfg["config"] = str(args.config)
     if args.backend == "live":
-        from .farm.live import live_backend_options
+        from ..farm.live import live_backend_options
 
         cfg["backend_options"] = live_backend_options(args)
     return cfg
-
-
-def error_message(exc: BaseException) -> str:
-    """The first line of ``exc``'s message (its type name if empty)."""
-    if isinstance(exc, FileNotFoundError) and exc.filename is not None:
-        text = f"file not found: {exc.filename}"
-    else:
-        text = str(exc)
-    if isinstance(exc, KeyError) and text.startswith("'"):
-        text = text.strip("'")
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return first
-
-
-def run_guarded(fn: Callable[[], int | None]) -> int:
-    """Run ``fn``; user errors become ``error: ...`` on stderr and exit code 2."""
-    from .config import ConfigError
-    from .farm.functions.protocol import LiveFarmError
-
-    try:
-        return int(fn() or 0)
-    except (ConfigError, ValueError, FileNotFoundError, LiveFarmError) as exc:
-        print(f"error: {error_message(exc)}", file=sys.stderr)
-        return EXIT_USAGE
 
 
 def trainer_main(parser: argparse.ArgumentParser,
@@ -170,11 +147,10 @@ def trainer_main(parser: argparse.ArgumentParser,
         return run_guarded(lambda: train(args))
     except KeyboardInterrupt:
         print("interrupted before training started", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 __all__ = [
-    "BACKENDS", "ENV_DEFAULTS", "EXIT_USAGE", "add_checkpoint_args", "add_env_args",
-    "add_training_args", "env_config_from_args", "trainer_main",
-    "error_message", "nonnegative_int", "positive_float", "positive_int", "run_guarded",
+    "BACKENDS", "ENV_DEFAULTS", "add_checkpoint_args", "add_env_args", "add_training_args",
+    "env_config_from_args", "nonnegative_int", "positive_float", "positive_int", "trainer_main",
 ]

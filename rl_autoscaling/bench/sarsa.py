@@ -22,8 +22,8 @@ ENV_CONFIG = {"max_steps": 30, "step_duration": 8.0, "observation_window": 8.0,
 
 def bench_core(episodes: int, seed: int = 42) -> dict[str, float]:
     """Episodes/s and updates/s of ``SarsaLambdaLearner.train_episode`` on the twin."""
-    from .algorithms.sarsa_tabular import SarsaLambdaLearner
-    from .env import OpenFaaSAutoscalingEnv
+    from ..algorithms.sarsa.tabular import SarsaLambdaLearner
+    from ..env import OpenFaaSAutoscalingEnv
 
     env = OpenFaaSAutoscalingEnv.from_env_config(ENV_CONFIG)
     learner = SarsaLambdaLearner(seed=seed)
@@ -41,7 +41,7 @@ def bench_rllib(episodes: int, seed: int = 42) -> dict[str, float]:
     """Episodes/s and updates/s of ``SarsaLambda.train()`` (one episode per iteration)."""
     import logging
 
-    from .algorithms.sarsa_lambda import SarsaLambdaConfig
+    from ..algorithms.sarsa.algorithm import SarsaLambdaConfig
 
     for name in ("ray", "ray.rllib", "ray.tune"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -59,8 +59,8 @@ def bench_rllib(episodes: int, seed: int = 42) -> dict[str, float]:
 
 def bench_update(updates: int, trace_lambda: float, seed: int = 42) -> dict[str, float]:
     """Updates/s of ``SarsaLambdaLearner.update`` on a recorded stream of transitions."""
-    from .algorithms.sarsa_tabular import SarsaHyperparams, SarsaLambdaLearner
-    from .env import OpenFaaSAutoscalingEnv
+    from ..algorithms.sarsa.tabular import SarsaHyperparams, SarsaLambdaLearner
+    from ..env import OpenFaaSAutoscalingEnv
 
     env = OpenFaaSAutoscalingEnv.from_env_config(ENV_CONFIG)
     learner = SarsaLambdaLearner(hyperparams=SarsaHyperparams(trace_lambda=trace_lambda),

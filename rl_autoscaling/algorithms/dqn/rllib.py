@@ -66,9 +66,9 @@ from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.replay_buffers.episode_replay_buffer import EpisodeReplayBuffer
 
-from ..env import env_creator
-from ..metrics import EpisodeTrace
-from ..policies.dqn import ObservationScaler
+from ...env import env_creator
+from ...common.metrics import EpisodeTrace
+from .model import ObservationScaler
 
 DQN_ENV_NAME = "OpenFaaSAutoscaling-v0-dqn"
 MEAN_LOSS_SUM = "loss_sum"     # learner metric: sum of the losses of this iteration's updates

@@ -39,11 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict[str, float]:
     import ray
 
-    from .algorithms.dqn import (
+    from ..algorithms.dqn.rllib import (
         DqnHyperparams, dqn_config, learner_module, q_network_state_dict, register_dqn_env)
-    from .env import OpenFaaSAutoscalingEnv
-    from .metrics import run_episode
-    from .policies.dqn import DqnPolicy, ObservationScaler, build_q_network
+    from ..env import OpenFaaSAutoscalingEnv
+    from ..common.rollout import run_episode
+    from ..algorithms.dqn.model import DqnPolicy, ObservationScaler, build_q_network
 
     env_config = {"max_steps": 30, "step_duration": 8, "observation_window": 8,
                   "initial_workers": 12, "task_seed": args.seed}

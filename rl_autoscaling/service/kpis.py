@@ -96,8 +96,8 @@ class AutoscalingCallbacks(RLlibCallback):
                         **kwargs) -> None:
         if "mean_final_qos" in evaluation_metrics:
             return  # SARSA reports the checkpoint record itself
-        from .algorithms.dqn import pop_finished_traces
-        from .metrics import checkpoint_evaluation
+        from ..algorithms.dqn.rllib import pop_finished_traces
+        from ..common.metrics import checkpoint_evaluation
 
         traces = pop_finished_traces(getattr(algorithm, "eval_env_runner", None))
         if traces:
@@ -107,7 +107,7 @@ class AutoscalingCallbacks(RLlibCallback):
 def _pop_training_traces(algorithm) -> list:
     """Finished training-episode traces of the local env runner and, with remote env runners
     (``num_env_runners > 0``), of every healthy remote one (in runner order)."""
-    from .algorithms.dqn import pop_finished_traces
+    from ..algorithms.dqn.rllib import pop_finished_traces
 
     group = getattr(algorithm, "env_runner_group", None)
     if group is not None and group.num_remote_env_runners() > 0:
@@ -119,7 +119,7 @@ def _pop_training_traces(algorithm) -> list:
 def _dqn_training_records(algorithm, result: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Training records of the episodes DQN finished this iteration (all env runners)."""
     try:
-        from .algorithms.dqn import epsilon_at
+        from ..algorithms.dqn.rllib import epsilon_at
     except ImportError:  # pragma: no cover - DQN not installed
         return []
     traces = _pop_training_traces(algorithm)

@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .compare_policies import UsageError, run_policy_episode
-from .metrics import mean_std
-from .policies.registry import (BASELINES, AgentError, AgentOptions, build_policies,
+from ..training.compare import UsageError, run_policy_episode
+from ..common.metrics import mean_std
+from ..training.agents import (BASELINES, AgentError, AgentOptions, build_policies,
                                 resolve_agents)
 
 
@@ -59,7 +59,7 @@ def bench_workload(workload: str, agents: Sequence[str], opts: AgentOptions, epi
     Returns ``{"lower_bound": (mean, std), "agents": {name: {metric: (mean, std)}}}``; the
     lower bound is averaged over every agent's episodes (episode length varies by agent).
     """
-    from .env import OpenFaaSAutoscalingEnv
+    from ..env import OpenFaaSAutoscalingEnv
 
     kwargs = {**env_args, **WORKLOADS[workload]}
     policies = build_policies(agents, opts)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .base import Policy
+from ..policies.base import Policy
 
 #: Canonical display names, by normalised key.
 CANONICAL = {
@@ -143,19 +143,19 @@ def check_models(names: Iterable[str], opts: AgentOptions) -> None:
 
 def build_policy(name: str, opts: AgentOptions | None = None) -> Policy:
     """Construct the agent called ``name`` (any accepted spelling) with ``opts``."""
-    from .keda import KedaQueue
-    from .reactive import ReactiveAverage, ReactiveMaximum
-    from .static import Static
+    from ..policies.keda import KedaQueue
+    from ..policies.reactive import ReactiveAverage, ReactiveMaximum
+    from ..policies.static import Static
 
     opts = opts or AgentOptions()
     canon = canonical_name(name)
     deltas = tuple(opts.action_deltas)
     if canon == "SARSA":
         path = _model_path(canon, opts.model, "--model", ".pkl")
-        policy = _load_trained(canon, "rl_autoscaling.policies.sarsa", "SarsaPolicy", path)
+        policy = _load_trained(canon, "rl_autoscaling.algorithms.sarsa.policy", "SarsaPolicy", path)
     elif canon == "DQN":
         path = _model_path(canon, opts.dqn_model, "--dqn-model", ".pt")
-        policy = _load_trained(canon, "rl_autoscaling.policies.dqn", "DqnPolicy", path)
+        policy = _load_trained(canon, "rl_autoscaling.algorithms.dqn.model", "DqnPolicy", path)
     elif canon == "ReactiveAverage":
         policy = ReactiveAverage(horizon=opts.horizon, action_deltas=deltas)
     elif canon == "ReactiveMaximum":

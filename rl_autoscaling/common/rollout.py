@@ -1,0 +1,63 @@
+"""Roll-outs: one episode of a policy on an env, and the greedy checkpoint evaluation.
+
+:func:`evaluate_checkpoint` owns the evaluation seed rule: evaluation episode ``i`` at a
+checkpoint after ``n`` episodes is seeded ``seed + n * 1000 + i`` on an env without phase
+shuffle (:func:`evaluation_env_config`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .metrics import EpisodeTrace, checkpoint_evaluation
+
+Policy = Callable[[np.ndarray, Mapping[str, Any]], int]
+
+
+def run_episode(env, act: Policy, seed: int | None = None,
+                on_step: Callable[[np.ndarray, float, Mapping[str, Any]], None] | None = None
+                ) -> EpisodeTrace:
+    """Roll out one episode with ``act(obs, info) -> action``; returns its trace."""
+    obs, info = env.reset(seed=seed)
+    trace = EpisodeTrace()
+    while True:
+        obs, reward, terminated, truncated, info = env.step(act(obs, info))
+        trace.record(obs, reward, info)
+        if on_step is not None:
+            on_step(obs, reward, info)
+        if terminated or truncated:
+            return trace
+
+
+def evaluation_env_config(env_config: Mapping[str, Any]) -> dict[str, Any]:
+    """``env_config`` for checkpoint evaluation: the same env without phase shuffle."""
+    cfg = dict(env_config or {})
+    cfg["phase_shuffle"] = False
+    cfg.pop("phase_shuffle_seed", None)
+    return cfg
+
+
+def evaluation_seed(seed: int, checkpoint_episode: int, index: int) -> int:
+    """Seed of evaluation episode ``index`` at a checkpoint: seed + episode * 1000 + index."""
+    return int(seed) + int(checkpoint_episode) * 1000 + int(index)
+
+
+def evaluate_checkpoint(env, act: Callable[[Any, Mapping[str, Any]], int],
+                        checkpoint_episode: int, eval_episodes: int, seed: int,
+                        traces: list[EpisodeTrace] | None = None) -> dict[str, Any]:
+    """Greedy roll-outs of ``act`` on ``env`` (build it with :func:`evaluation_env_config`);
+    returns the ``evaluation_metrics.json`` record. ``act.reset()`` is called before every
+    episode when it exists (``Policy`` objects). Traces are appended to ``traces`` if given."""
+    done: list[EpisodeTrace] = []
+    reset = getattr(act, "reset", None)
+    for i in range(int(eval_episodes)):
+        if callable(reset):
+            reset()
+        done.append(run_episode(env, act, seed=evaluation_seed(seed, checkpoint_episode, i)))
+    if traces is not None:
+        traces.extend(done)
+    return checkpoint_evaluation(int(checkpoint_episode), done)
+
+

@@ -1,0 +1,199 @@
+"""Export Tune trials into the seed's run layout (SPEC §8).
+
+    python -m rl_autoscaling.export <trial-or-experiment-dir> [--output runs/]
+
+For every trial it writes ``<output>/<algo>_run_<UTC ts of the trial's first result>/`` with
+``training_metrics.json`` (one record per training episode, from the results'
+``training_episodes``), ``evaluation_metrics.json`` (one record per evaluation),
+``models/`` (``<algo>_epNNNN`` per Tune checkpoint and ``<algo>_final``, ``.pkl`` for SARSA,
+``.pt`` for DQN: the model files the trainable wrote into each checkpoint),
+``plots/training_curves.png`` and ``logs/`` (``training.log`` with one line per episode, plus
+Tune's ``result.json``, ``progress.csv`` and ``params.json``). Exporting the same trial again
+refreshes the same run directory. Nothing here unpickles anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ..common.modelio import atomic_write_json, atomic_write_text
+from ..training.harness import RunDirectory, episode_line
+
+MODEL_INFO = "farm_model.json"  # written by the trainable into every Tune checkpoint
+SOURCE_MARKER = "tune_trial.txt"
+TRIAL_PREFIXES = {"SarsaLambdaFarm": "sarsa", "DQNFarm": "dqn"}
+EVAL_PREFIXES = ("mean_", "std_")
+
+
+class ExportError(ValueError):
+    """The directory is not a Tune trial / experiment of this package."""
+
+
+def trial_algo(trial_dir: Path) -> str:
+    for prefix, algo in TRIAL_PREFIXES.items():
+        if trial_dir.name.startswith(prefix + "_"):
+            return algo
+    raise ExportError(f"{trial_dir} is not a trial of rl_autoscaling.tune "
+                      f"(expected a name starting with {' or '.join(TRIAL_PREFIXES)}_)")
+
+
+def find_trials(path: Path) -> list[Path]:
+    """The trial directories at ``path`` (a trial itself, or an experiment holding trials)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ExportError(f"no such directory: {path}")
+    if (path / "result.json").exists():
+        return [path]
+    trials = sorted(p for p in path.iterdir() if p.is_dir() and (p / "result.json").exists())
+    if not trials:
+        raise ExportError(f"{path} holds no Tune trial (no result.json found)")
+    return trials
+
+
+def read_results(trial_dir: Path) -> list[dict[str, Any]]:
+    """Tune's ``result.json`` rows (one JSON object per line; torn last lines are skipped)."""
+    rows = []
+    for line in (trial_dir / "result.json").read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+    return rows
+
+
+def _last_by_episode(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per episode number, the latest (iterations re-run after a restore win)."""
+    by_episode: dict[int, dict[str, Any]] = {}
+    for rec in records:
+        by_episode[int(rec["episode"])] = rec
+    return [by_episode[k] for k in sorted(by_episode)]
+
+
+def episode_records(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return _last_by_episode(r for row in rows for r in row.get("training_episodes") or [])
+
+
+def evaluation_records(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        ev = row.get("evaluation") or {}
+        if "episode" in ev and "eval_episodes" in ev:
+            keep = {k: v for k, v in ev.items()
+                    if k in ("episode", "eval_episodes") or k.startswith(EVAL_PREFIXES)}
+            out.append(keep)
+    return _last_by_episode(out)
+
+
+def _timestamp(rows: Sequence[dict[str, Any]], trial_dir: Path) -> str:
+    epoch = rows[0].get("timestamp") if rows else None
+    if epoch is None:
+        epoch = trial_dir.stat().st_mtime
+    return datetime.fromtimestamp(float(epoch), timezone.utc).strftime("%Y%m%d_%H%M%S")
+
+
+def _run_directory(output: Path, algo: str, timestamp: str, trial_dir: Path) -> RunDirectory:
+    """The trial's run directory: the one it was exported to before, else a new one."""
+    source = str(trial_dir.resolve())
+    for existing in sorted(output.glob(f"{algo}_run_{timestamp}*")):
+        marker = existing / "logs" / SOURCE_MARKER
+        if marker.exists() and marker.read_text().strip() == source:
+            return RunDirectory(existing, algo)
+    run = RunDirectory.create(output, algo, timestamp=timestamp)
+    atomic_write_text(run.logs / SOURCE_MARKER, source + "\n")
+    return run
+
+
+def _export_models(trial_dir: Path, run: RunDirectory) -> list[Path]:
+    written = []
+    latest: tuple[int, Path] | None = None
+    for ckpt in sorted(trial_dir.glob("checkpoint_*")):
+        info_path = ckpt / MODEL_INFO
+        if not info_path.exists():
+            continue
+        info = json.loads(info_path.read_text())
+        src = ckpt / info["file"]
+        if not src.exists():
+            continue
+        episode = int(info["episode"])
+        dest = run.model_path(episode, src.suffix)
+        shutil.copyfile(src, dest)
+        written.append(dest)
+        if latest is None or episode >= latest[0]:
+            latest = (episode, src)
+    if latest is not None:
+        final = run.model_path("final", latest[1].suffix)
+        shutil.copyfile(latest[1], final)
+        written.append(final)
+    return written
+
+
+def export_trial(trial_dir: Path, output: Path) -> Path:
+    """Export one trial; returns its run directory."""
+    trial_dir = Path(trial_dir)
+    algo = trial_algo(trial_dir)
+    rows = read_results(trial_dir)
+    run = _run_directory(Path(output), algo, _timestamp(rows, trial_dir), trial_dir)
+    episodes = episode_records(rows)
+    checkpoints = evaluation_records(rows)
+    atomic_write_json(run.training_metrics, {"episodes": episodes})
+    atomic_write_json(run.evaluation_metrics, {"checkpoints": checkpoints})
+    total = len(episodes)
+    atomic_write_text(run.training_log,
+                      "".join(episode_line(rec, total) + "\n" for rec in episodes))
+    for name in ("result.json", "progress.csv", "params.json"):
+        if (trial_dir / name).exists():
+            shutil.copyfile(trial_dir / name, run.logs / name)
+    _export_models(trial_dir, run)
+    if episodes:
+        from ..reporting.curves import plot_training_curves
+
+        plot_training_curves(episodes, run.training_curves,
+                             evaluation=checkpoints or None, title=f"{algo} ({trial_dir.name})")
+    return run.root
+
+
+def export_experiment(results, algo: str, output: Path) -> dict[str, Any]:
+    """Export every trial of a Tune ``ResultGrid``; returns {"runs": {...}, "best": dir}."""
+    runs: dict[str, str] = {}
+    best, best_score = None, None
+    for result in results:
+        if not result.path or not (Path(result.path) / "result.json").exists():
+            continue
+        run_dir = export_trial(Path(result.path), output)
+        runs[result.path] = str(run_dir)
+        episodes = episode_records(read_results(Path(result.path)))
+        score = _score(episodes)
+        if score is not None and (best_score is None or score > best_score):
+            best, best_score = str(run_dir), score
+    return {"runs": runs, "best": best}
+
+
+def _score(episodes: Sequence[dict[str, Any]]) -> float | None:
+    """Mean total reward of the last 10 episodes (how 'best trial' is picked)."""
+    tail = [float(e["total_reward"]) for e in episodes[-10:]]
+    return sum(tail) / len(tail) if tail else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rl_autoscaling.export",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("path", type=Path, help="a Tune trial or experiment directory")
+    parser.add_argument("--output", type=Path, default=Path("runs"),
+                        help="where run directories are written (default: runs/)")
+    args = parser.parse_args(argv)
+    try:
+        for trial in find_trials(args.path):
+            print(f"{trial} -> {export_trial(trial, args.output)}")
+    except (ExportError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

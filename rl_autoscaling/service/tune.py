@@ -1,0 +1,296 @@
+"""The training service: ``python -m rl_autoscaling.tune --algo {sarsa,dqn}``.
+
+Runs a Ray Tune experiment of the SARSA(lambda) Algorithm or RLlib DQN on the farm env (the
+simulated twin unless ``env_config.backend`` says ``live``), with Tune's checkpointing,
+evaluation intervals, trial directories, progress reporting and CSV/JSON/TensorBoard logs, then
+exports every trial into the seed's run layout (``<output>/<algo>_run_<ts>/``) and prints the
+best trial's run directory.
+
+Re-running the same command after a crash, Ctrl+C or a killed head resumes the experiment
+from ``<storage-path>/<name>`` (Tune's restore) instead of starting over (``--resume auto``,
+the default). The experiment directory must be trusted: Tune's restore unpickles it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..config import ConfigError
+from .specs import TUNE_CONFIG_DIR, ExperimentSpec, load_spec, parse_set, to_tune_space
+
+ALGOS = ("sarsa", "dqn")
+EXIT_INTERRUPTED = 130
+
+
+# --------------------------------------------------------------------------- algorithms
+
+
+def training_keys(algo: str) -> set[str]:
+    """Hyperparameter names a spec's ``training`` section may use."""
+    if algo == "dqn":
+        import dataclasses
+
+        from ..algorithms.dqn.rllib import DqnHyperparams
+
+        return {f.name for f in dataclasses.fields(DqnHyperparams)}
+    import inspect
+
+    from ..algorithms.sarsa.algorithm import SarsaLambdaConfig
+
+    params = inspect.signature(SarsaLambdaConfig.training).parameters
+    return {name for name, p in params.items()
+            if name != "self" and p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def algorithm_config(algo: str, params: Mapping[str, Any]):
+    """One trial's RLlib AlgorithmConfig from its resolved parameters (no search spaces left).
+
+    ``params`` holds ``env_config``, ``training``, ``evaluation`` ({interval, duration}),
+    ``resources`` (env-runner settings) and ``seed``.
+    """
+    from ray.rllib.callbacks.callbacks import RLlibCallback
+
+    from .kpis import AutoscalingCallbacks
+
+    env_config = dict(params.get("env_config", {}))
+    training = dict(params.get("training", {}))
+    evaluation = dict(params.get("evaluation", {}))
+    resources = dict(params.get("resources", {}))
+    seed = params.get("seed")
+    if algo == "dqn":
+        from ..algorithms.dqn.rllib import DqnHyperparams, dqn_config, register_dqn_env
+
+        register_dqn_env()
+        config = dqn_config(DqnHyperparams(**training), env_config, seed=seed)
+        config.evaluation(evaluation_config={"explore": False})
+    else:
+        from ..algorithms.sarsa.algorithm import SarsaLambdaConfig
+        from ..env import RAY_ENV_NAME, register_ray_env
+
+        register_ray_env()
+        config = (SarsaLambdaConfig().environment(RAY_ENV_NAME, env_config=env_config)
+                  .training(**training))
+        if seed is not None:
+            config.debugging(seed=seed)
+    interval = int(evaluation.get("interval") or 0)
+    if interval > 0:
+        config.evaluation(evaluation_interval=interval,
+                          evaluation_duration=int(evaluation.get("duration", 3)),
+                          evaluation_duration_unit="episodes")
+    if resources:
+        config.env_runners(**resources)
+    # Add ours to the algorithm's own callbacks (DQN's episode metrics) instead of replacing them.
+    existing = config.callbacks_class
+    existing = list(existing) if isinstance(existing, (list, tuple)) else [existing]
+    config.callbacks([c for c in existing if c is not RLlibCallback] + [AutoscalingCallbacks])
+    return config
+
+
+def _is_flat(config: Any) -> bool:
+    return isinstance(config, Mapping) and "training" in config and "class" not in config
+
+
+def trainable_class(algo: str) -> type:
+    """The RLlib Algorithm class Tune runs, taking our flat per-trial parameters."""
+    if algo == "dqn":
+        from ray.rllib.algorithms.dqn import DQN as base
+    else:
+        from ..algorithms.sarsa.algorithm import SarsaLambda as base
+
+    class AutoscalingTrainable(base):  # type: ignore[misc, valid-type]
+        """``base`` whose Tune config is our flat parameter dict (search spaces resolved)."""
+
+        def __init__(self, config=None, **kwargs):
+            self._farm_params = dict(config) if _is_flat(config) else {}
+            if _is_flat(config):
+                config = algorithm_config(algo, config)
+            super().__init__(config=config, **kwargs)
+
+        def save_checkpoint(self, checkpoint_dir):
+            out = super().save_checkpoint(checkpoint_dir)
+            write_model_file(self, algo, Path(checkpoint_dir))
+            return out
+
+        @classmethod
+        def default_resource_request(cls, config):
+            if _is_flat(config):
+                config = algorithm_config(algo, config)
+            return super().default_resource_request(config)
+
+    AutoscalingTrainable.__name__ = AutoscalingTrainable.__qualname__ = f"{base.__name__}Farm"
+    return AutoscalingTrainable
+
+
+def write_model_file(algorithm, algo: str, checkpoint_dir: Path) -> Path:
+    """Write the seed-format model (.pkl / .pt) and ``farm_model.json`` into a checkpoint.
+
+    The exporter copies these into ``models/`` without loading any pickle or Ray checkpoint.
+    """
+    from .export import MODEL_INFO
+    from .kpis import episodes_done
+    from ..common.modelio import atomic_write_json
+
+    episode = episodes_done(algorithm)
+    if algo == "sarsa":
+        path = algorithm.learner.save(checkpoint_dir / "model.pkl", episode=episode)
+    else:
+        import dataclasses
+
+        from ..algorithms.dqn.rllib import (DqnHyperparams, epsilon_at, learner_module,
+                                     q_network_state_dict)
+        from ..env import env_creator
+        from ..algorithms.dqn.model import save_dqn_model
+
+        params = getattr(algorithm, "_farm_params", {})
+        hp = DqnHyperparams(**params.get("training", {}))
+        env_config = dict(params.get("env_config", {}))
+        probe = env_creator(env_config)  # the raw env's bounds: the .pt scaler's range
+        space, n_actions = probe.observation_space, int(probe.action_space.n)
+        probe.close()
+        schedule = algorithm.config.epsilon
+        sampled = int(algorithm.metrics.peek(("env_runners", "num_env_steps_sampled_lifetime"),
+                                             default=0))
+        path = save_dqn_model(
+            checkpoint_dir / "model.pt",
+            state_dict=q_network_state_dict(learner_module(algorithm)),
+            obs_low=space.low.tolist(), obs_high=space.high.tolist(),
+            hidden_layers=list(hp.hidden_layers), action_size=n_actions,
+            hyperparams=dataclasses.asdict(hp), env_config=env_config,
+            epsilon=epsilon_at(schedule, sampled) if isinstance(schedule, list) else 0.0,
+            episode=episode, rllib_checkpoint=str(checkpoint_dir))
+    atomic_write_json(checkpoint_dir / MODEL_INFO, {"file": Path(path).name, "episode": episode})
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+def param_space(spec: ExperimentSpec, seed: int) -> dict[str, Any]:
+    return {
+        "env_config": to_tune_space(spec.env_config, "env_config"),
+        "training": to_tune_space(spec.training, "training"),
+        "evaluation": dict(spec.evaluation),
+        "resources": dict(spec.resources),
+        "seed": seed,
+    }
+
+
+def build_tuner(spec: ExperimentSpec, storage_path: Path, resume: str, seed: int):
+    """A new Tuner, or the restored one when ``resume == 'auto'`` and the experiment exists."""
+    from ray import tune
+
+    trainable = trainable_class(spec.algo)
+    exp_dir = storage_path / spec.name
+    if tune.Tuner.can_restore(str(exp_dir)):
+        if resume == "never":
+            raise ConfigError(
+                f"experiment {exp_dir} exists; re-run with --resume auto to continue it, or "
+                f"pick another --name")
+        print(f"Resuming experiment {spec.name} from {exp_dir}", flush=True)
+        return tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
+                                  resume_errored=True), True
+    checkpoint = spec.checkpoint
+    run_config = tune.RunConfig(
+        name=spec.name,
+        storage_path=str(storage_path),
+        stop=dict(spec.stop),
+        checkpoint_config=tune.CheckpointConfig(
+            checkpoint_frequency=int(checkpoint.get("frequency", 0)),
+            num_to_keep=checkpoint.get("num_to_keep"),
+            checkpoint_at_end=bool(checkpoint.get("at_end", True)),
+        ),
+        failure_config=tune.FailureConfig(max_failures=int(spec.failure.get("max_failures", 0))),
+        verbose=1,
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space(spec, seed),
+        tune_config=tune.TuneConfig(num_samples=spec.num_samples),
+        run_config=run_config,
+    )
+    return tuner, False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m rl_autoscaling.tune",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--algo", required=True, choices=ALGOS, help="algorithm to train")
+    p.add_argument("--config", type=Path, default=None,
+                   help="experiment spec YAML (default: tune_configs/<algo>.yaml)")
+    p.add_argument("--num-samples", type=int, default=None,
+                   help="samples of the search space (overrides the spec)")
+    p.add_argument("--storage-path", type=Path, default=Path("runs/tune"),
+                   help="Tune storage path; a local dir, a shared mount, or a URI")
+    p.add_argument("--name", default=None, help="experiment name (default: the spec's, or algo)")
+    p.add_argument("--resume", choices=("auto", "never"), default="auto",
+                   help="auto: continue the experiment if it exists (default)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join ('auto' or host:port); default: start Ray locally")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny budget (the spec's smoke section) for tests and first contact")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec key, e.g. --set training.alpha=0.05 (repeatable)")
+    p.add_argument("--output", type=Path, default=Path("runs"),
+                   help="where exported run directories go (default: runs/)")
+    p.add_argument("--seed", type=int, default=42, help="RLlib seed of every trial")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray instance")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    config_path = args.config or TUNE_CONFIG_DIR / f"{args.algo}.yaml"
+    overrides = parse_set(args.set)
+    if args.num_samples is not None:
+        overrides["num_samples"] = args.num_samples
+    if args.name:
+        overrides["name"] = args.name
+    spec = load_spec(config_path, args.algo, smoke=args.smoke, overrides=overrides,
+                     training_keys=training_keys(args.algo))
+    storage = args.storage_path if "://" in str(args.storage_path) else (
+        args.storage_path.expanduser().resolve())
+
+    import logging
+
+    import ray
+
+    from .export import export_experiment
+
+    # Tune's TensorBoard logger warns about our list-valued result keys (training_episodes);
+    # they are meant for the exporter and the JSON log, not for TensorBoard.
+    logging.getLogger("ray.tune.logger.tensorboardx").setLevel(logging.ERROR)
+
+    if not ray.is_initialized():
+        if args.address:
+            ray.init(address=args.address)
+        else:
+            ray.init(num_cpus=args.num_cpus)
+    tuner, resumed = build_tuner(spec, storage if isinstance(storage, Path) else Path(storage),
+                                 args.resume, args.seed)
+    results = tuner.fit()
+    exported = export_experiment(results, args.algo, args.output)
+    for trial_dir, run_dir in exported["runs"].items():
+        print(f"exported {trial_dir} -> {run_dir}")
+    if exported["best"]:
+        print(f"best trial run directory: {exported['best']}")
+    errors = [r for r in results if r.error]
+    for r in errors:
+        print(f"trial {Path(r.path).name} failed: {r.error}", file=sys.stderr)
+    unfinished = sum(1 for r in results if not r.error and not (r.metrics or {}).get("done"))
+    if unfinished:
+        # Tune caught Ctrl+C, saved the experiment and returned early.
+        print(f"interrupted: {unfinished} trial(s) unfinished; re-run the same command to "
+              f"resume from {storage / spec.name}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 1 if errors else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

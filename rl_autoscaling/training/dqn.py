@@ -1,0 +1,292 @@
+"""Train the DQN autoscaler with RLlib: ``python -m rl_autoscaling.train_dqn [flags]``.
+
+RLlib's ``DQN`` (configured by :func:`rl_autoscaling.algorithms.dqn.rllib.dqn_config`, SPEC §6) is
+driven by its local env runner on the farm env (the simulated twin unless ``--backend live``).
+Each ``algo.train()`` call samples ``--max-steps`` env steps with one gradient update per step;
+episodes are reported in the order the env runner finishes them, and training stops once
+``--episodes`` episodes are done (the last iteration may have sampled, and learned from, a few
+steps of one more episode; that partial episode is not reported).
+
+The shared harness (:mod:`rl_autoscaling.training.harness`) writes
+``<output-dir>/dqn_run_<UTC YYYYmmdd_HHMMSS>/``:
+
+- ``logs/training.log``: one line per episode (every SPEC §8 field, progress, ETA),
+  checkpoints and evaluations
+- ``models/dqn_epNNNN.pt`` every ``--checkpoint-every`` episodes, ``models/dqn_final.pt``,
+  ``models/dqn_interrupt.pt`` on Ctrl+C; next to each, the RLlib checkpoint
+  ``models/dqn_<tag>_rllib/`` (``.pt`` format: :mod:`rl_autoscaling.algorithms.dqn.model`)
+- ``training_metrics.json`` (one record per episode, with ``mean_loss``: the mean Huber loss
+  of the updates made in the training iterations since the previous episode ended; absent
+  before learning starts), ``evaluation_metrics.json``, ``plots/training_curves.png``
+
+Checkpoint evaluation: greedy roll-outs of the exported ``.pt`` network (plain PyTorch) on a
+fresh env without phase shuffle, episode i seeded ``seed + checkpoint_episode * 1000 + i``;
+also once at the end if the last checkpoint was earlier.
+
+Resume: ``--resume-model`` takes a ``.pt`` file or an RLlib checkpoint directory. With the
+RLlib checkpoint (found next to the ``.pt``) the learner state is restored: online and target
+networks and Adam's moments; with a bare ``.pt`` both networks start from its weights. The
+replay buffer is not checkpointed, so learning waits for ``--warmup-steps`` again. Epsilon
+continues from the model's value (the epsilon its next episode would have used), unless
+``--epsilon-start`` is given.
+
+Ctrl+C saves ``models/dqn_interrupt.pt`` (and its RLlib checkpoint), logs how many episodes
+completed and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..common.metrics import EpisodeTrace
+from ..common.rollout import evaluate_checkpoint, evaluation_env_config
+from .cli import (add_checkpoint_args, add_training_args, env_config_from_args,
+                  nonnegative_int, positive_float, positive_int, trainer_main)
+from .harness import (RunDirectory, close_logger, run_training, setup_run_logger,
+                      stop_algorithm)
+
+ALGO = "dqn"
+
+
+# ---------------------------------------------------------------------- flags
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m rl_autoscaling.train_dqn",
+        description="Train the two-layer, Polyak-updated DQN autoscaler with RLlib (SPEC §6).")
+    add_training_args(p, "dqn", episodes=120)
+    g = p.add_argument_group("DQN")
+    a = g.add_argument
+    a("--gamma", type=float, default=0.97, help="discount factor (default %(default)s)")
+    a("--learning-rate", type=positive_float, default=3e-4,
+      help="Adam learning rate (default %(default)s)")
+    a("--epsilon-start", type=float, default=None,
+      help="exploration rate of the first episode (default 0.8; on resume: the model's)")
+    a("--epsilon-end", type=float, default=0.05, help="exploration floor (default %(default)s)")
+    a("--epsilon-decay", type=float, default=0.98,
+      help="per-episode epsilon decay factor (default %(default)s)")
+    a("--batch-size", type=positive_int, default=64,
+      help="transitions per gradient update (default %(default)s)")
+    a("--replay-capacity", type=positive_int, default=75000,
+      help="replay buffer size in env steps (default %(default)s)")
+    a("--target-update", type=positive_int, default=600,
+      help="gradient updates between target-network updates (default %(default)s)")
+    a("--target-tau", type=float, default=0.01,
+      help="Polyak coefficient of the target update; 1.0 = hard copy (default %(default)s)")
+    a("--warmup-steps", type=nonnegative_int, default=400,
+      help="env steps sampled before learning starts (default %(default)s)")
+    a("--max-grad-norm", type=positive_float, default=3.0,
+      help="gradient global-norm clip (default %(default)s)")
+    a("--hidden-layers", type=positive_int, nargs="+", default=[128, 64],
+      help="MLP hidden layer sizes (default 128 64)")
+    add_checkpoint_args(p, eval_episodes=5,
+                        seed_help="RLlib seed (network init, exploration, replay) and "
+                                  "evaluation seed base")
+    g = p.add_argument_group("resuming")
+    g.add_argument("--resume-model", default=None, metavar="PT",
+                   help="continue from a dqn_*.pt model (or an RLlib checkpoint directory)")
+    return p
+
+
+def hyperparams_of(args: argparse.Namespace):
+    """(``DqnHyperparams`` from the flags, the ``--resume-model`` .pt contents or None).
+
+    Raises ``ValueError`` (one line) for invalid values or an unreadable / missing model.
+    """
+    from ..algorithms.dqn.rllib import DqnHyperparams
+    from ..algorithms.dqn.model import load_dqn_model
+
+    resumed = None
+    if args.resume_model:
+        path = Path(args.resume_model)
+        if not path.exists():
+            raise ValueError(f"--resume-model not found: {path}")
+        if path.is_file():
+            resumed = load_dqn_model(path)
+    eps_start = args.epsilon_start
+    if eps_start is None:
+        eps_start = 0.8 if resumed is None else float(resumed.get("epsilon", 0.8))
+    hp = DqnHyperparams(
+        gamma=args.gamma, learning_rate=args.learning_rate, epsilon_start=eps_start,
+        epsilon_end=min(args.epsilon_end, eps_start), epsilon_decay=args.epsilon_decay,
+        batch_size=args.batch_size, replay_capacity=args.replay_capacity,
+        target_update=args.target_update, target_tau=args.target_tau,
+        warmup_steps=args.warmup_steps, max_grad_norm=args.max_grad_norm,
+        hidden_layers=tuple(args.hidden_layers)).validate()
+    if resumed is not None and list(resumed["hidden_layers"]) != list(hp.hidden_layers):
+        raise ValueError(f"{args.resume_model} has hidden layers {resumed['hidden_layers']}, "
+                         f"--hidden-layers is {list(hp.hidden_layers)}")
+    return hp, resumed
+
+
+# ---------------------------------------------------------------------- the trainer
+
+class DqnTrainer:
+    """The RLlib DQN algorithm behind the harness's ``train_episode`` / ``save_model`` /
+    ``evaluate`` callables.
+
+    ``algo.train()`` samples ``max_steps`` env steps per call; finished episodes are taken from
+    the training env wrapper in order, so ``train_episode(n)`` returns episode n's record.
+    """
+
+    def __init__(self, args: argparse.Namespace, env_config: Mapping[str, Any], hp,
+                 resumed: Mapping[str, Any] | None, log: logging.Logger) -> None:
+        from ..algorithms.dqn.rllib import (
+            dqn_config, epsilon_schedule, register_dqn_env, training_envs)
+
+        self.args, self.env_config, self.hp, self.log = args, dict(env_config), hp, log
+        self.schedule = epsilon_schedule(hp.epsilon_start, hp.epsilon_end, hp.epsilon_decay,
+                                         args.max_steps)
+        register_dqn_env()
+        self.algo = dqn_config(hp, self.env_config, seed=args.seed).build_algo()
+        (self.train_env,) = training_envs(self.algo)
+        self.obs_low, self.obs_high = self.train_env.scaler.low, self.train_env.scaler.high
+        self.action_size = int(self.train_env.action_space.n)
+        self.env_steps = 0                # env steps of the episodes reported so far
+        self._pending: list[EpisodeTrace] = []
+        self._loss_sum, self._loss_count = 0.0, 0
+        self._eval_env = None
+        if args.resume_model:
+            self._resume(Path(args.resume_model), resumed)
+
+    def _module(self):
+        from ..algorithms.dqn.rllib import learner_module
+
+        return learner_module(self.algo)
+
+    def _resume(self, path: Path, data: Mapping[str, Any] | None) -> None:
+        from ..algorithms.dqn.rllib import load_q_network_state
+
+        ckpt = path if path.is_dir() else None
+        if ckpt is None and data and data.get("rllib_checkpoint"):
+            candidate = path.parent / str(data["rllib_checkpoint"])
+            ckpt = candidate if candidate.is_dir() else None
+        if ckpt is not None:
+            self.algo.learner_group.restore_from_path(str((ckpt / "learner_group").resolve()))
+            self.log.info("Resumed learner state (online, target, optimizer) from %s", ckpt)
+        else:
+            load_q_network_state(self._module(), data["state_dict"])
+            self.log.info("Resumed online and target Q-network weights from %s", path)
+        self.algo.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.algo.learner_group, inference_only=True)
+
+    def epsilon(self) -> float:
+        """Epsilon of the next episode (RLlib's schedule at its first env step)."""
+        from ..algorithms.dqn.rllib import epsilon_at
+
+        return epsilon_at(self.schedule, self.env_steps)
+
+    # -- harness callables ---------------------------------------------------------------
+
+    def train_episode(self, episode: int) -> dict[str, Any]:
+        from ..algorithms.dqn.rllib import MEAN_LOSS_COUNT, MEAN_LOSS_SUM
+
+        while not self._pending:
+            result = self.algo.train()
+            learner = (result.get("learners") or {}).get("default_policy") or {}
+            if learner.get(MEAN_LOSS_COUNT):
+                self._loss_sum += float(learner.get(MEAN_LOSS_SUM, 0.0))
+                self._loss_count += int(learner[MEAN_LOSS_COUNT])
+            self._pending.extend(self.train_env.pop_finished())
+        trace = self._pending.pop(0)
+        mean_loss = self._loss_sum / self._loss_count if self._loss_count else None
+        self._loss_sum, self._loss_count = 0.0, 0
+        record = trace.training_record(episode, self.epsilon(), mean_loss)
+        self.env_steps += trace.steps
+        return record
+
+    def save_model(self, path: Path, completed: int) -> None:
+        """``path`` (.pt) and, beside it, the RLlib checkpoint ``<stem>_rllib/``."""
+        from ..algorithms.dqn.rllib import q_network_state_dict
+        from ..algorithms.dqn.model import save_dqn_model
+
+        ckpt = path.with_name(f"{path.stem}_rllib")
+        try:
+            self.algo.save_to_path(str(ckpt.resolve()))
+        except Exception as exc:  # the .pt must still be written (e.g. after Ctrl+C)
+            self.log.warning("RLlib checkpoint %s failed: %s", ckpt, exc)
+            ckpt = None
+        save_dqn_model(
+            path, state_dict=q_network_state_dict(self._module()), obs_low=self.obs_low,
+            obs_high=self.obs_high, hidden_layers=self.hp.hidden_layers,
+            action_size=self.action_size, hyperparams=self.hp.to_dict(),
+            env_config=self.env_config, epsilon=self.epsilon(), episode=completed,
+            rllib_checkpoint=ckpt.name if ckpt else "")
+
+    def greedy_policy(self):
+        """The current online network as a plain-torch ``DqnPolicy`` (what the .pt holds)."""
+        from ..algorithms.dqn.rllib import q_network_state_dict
+        from ..algorithms.dqn.model import DqnPolicy, ObservationScaler, build_q_network
+
+        net = build_q_network(len(self.obs_low), self.hp.hidden_layers, self.action_size)
+        net.load_state_dict(q_network_state_dict(self._module()))
+        return DqnPolicy(net, ObservationScaler(self.obs_low, self.obs_high))
+
+    def evaluate(self, episode: int) -> dict[str, Any]:
+        from ..env import OpenFaaSAutoscalingEnv
+
+        if self._eval_env is None:
+            self._eval_env = OpenFaaSAutoscalingEnv.from_env_config(
+                evaluation_env_config(self.env_config))
+        return evaluate_checkpoint(self._eval_env, self.greedy_policy(), episode,
+                                   self.args.eval_episodes, self.args.seed)
+
+    def stop(self) -> None:
+        if self._eval_env is not None:
+            self._eval_env.close()
+        stop_algorithm(self.algo)
+
+
+# ---------------------------------------------------------------------- entry point
+
+def _quiet_ray_logs() -> None:
+    for name in ("ray.rllib", "ray.tune", "ray"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def train(args: argparse.Namespace) -> int:
+    """Run the training described by parsed ``args``; returns the exit code."""
+    from ..env import OpenFaaSAutoscalingEnv
+
+    env_config = env_config_from_args(args)
+    hp, resumed = hyperparams_of(args)
+    OpenFaaSAutoscalingEnv.from_env_config(env_config).close()  # fail fast on bad env flags
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    import ray
+
+    run = RunDirectory.create(args.output_dir, ALGO)
+    log = setup_run_logger(run)
+    _quiet_ray_logs()
+    started_ray = not ray.is_initialized()
+    if started_ray:  # a local Ray on ports it picks itself (never 6379), no dashboard
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR)
+    trainer = None
+    try:
+        trainer = DqnTrainer(args, env_config, hp, resumed, log)
+        log.info("Command: %s", " ".join(sys.argv))
+        log.info("Environment: %s", env_config)
+        log.info("Hyperparameters: %s; seed %d", hp.to_dict(), args.seed)
+        outcome = run_training(
+            run, log, episodes=args.episodes, train_episode=trainer.train_episode,
+            save_model=trainer.save_model,
+            evaluate=trainer.evaluate if args.eval_episodes > 0 else None,
+            checkpoint_every=args.checkpoint_every, model_suffix=".pt")
+        return outcome.exit_code
+    finally:
+        if trainer is not None:
+            trainer.stop()
+        if started_ray:
+            ray.shutdown()
+        close_logger(log)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return trainer_main(build_parser(), train, argv)

@@ -1,0 +1,49 @@
+"""Greedy roll-outs of a trained DQN: ``python -m rl_autoscaling.test_dqn --model PATH``.
+
+``--model`` is a ``.pt`` model file (plain PyTorch inference, Ray is not imported) or an RLlib
+algorithm checkpoint directory (e.g. ``models/dqn_final_rllib``; its RLModule is loaded and
+observations are scaled by the evaluation env's bounds, as in training). Reports, plots and
+the JSON summary (default ``runs/dqn_eval_results.json``) are described in
+:mod:`rl_autoscaling.training.evaluation`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .evaluation import main_for
+
+DEFAULT_OUTPUT = Path("runs") / "dqn_eval_results.json"
+
+
+def load_policy(args: argparse.Namespace, env):
+    """A greedy policy from a ``.pt`` file (plain torch) or an RLlib checkpoint directory."""
+    path = Path(args.model)
+    if not path.exists():
+        raise ValueError(f"model not found: {path}")
+    if path.is_dir():
+        from ..algorithms.dqn.rllib import RllibDqnPolicy
+        from ..algorithms.dqn.model import ObservationScaler
+
+        return RllibDqnPolicy.from_checkpoint(path, ObservationScaler.from_space(
+            env.observation_space))
+    from ..algorithms.dqn.model import DqnPolicy
+
+    policy = DqnPolicy.load(path)
+    low = np.asarray(policy.metadata.get("obs_low", []), dtype=np.float32)
+    if low.shape != env.observation_space.shape:
+        raise ValueError(f"{path} expects {low.shape[0] if low.ndim else 0} observations, "
+                         f"the env gives {env.observation_space.shape[0]}")
+    return policy
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return main_for("dqn", "DQN", argv,
+                    description="Greedy evaluation of a DQN model (.pt file or RLlib checkpoint).",
+                    model_help="DQN model: a .pt file or an RLlib checkpoint directory",
+                    default_output=DEFAULT_OUTPUT, load=load_policy)
