@@ -23,7 +23,7 @@ RAY_LABELS = {"Component", "NodeAddress", "SessionName", "Version", "WorkerId"}
 class _Recorder:
     """Stands in for ray.util.metrics.Gauge / Counter: records definitions and samples."""
 
-    made: list["_Recorder"] = []
+    made: list = []  # noqa: RUF012 - reset by the fixture
 
     def __init__(self, name, description="", tag_keys=()):
         self.name, self.tag_keys, self.samples = name, tuple(tag_keys), []

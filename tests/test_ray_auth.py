@@ -233,7 +233,7 @@ def test_tune_address_runs_against_a_token_auth_head(token_head, tmp_path):
 
 @pytest.mark.ray
 def test_submit_runs_a_job_on_a_token_auth_head(token_head, tmp_path):
-    head, homes, token = token_head
+    head, homes, _ = token_head
     proc = _run("rl_autoscaling.submit",
                 ["--algo", "sarsa", "--address", head.dashboard, "--job-id", "auth-e2e",
                  "--smoke", "--storage-path", str(tmp_path / "tune"),
