@@ -98,26 +98,81 @@ def test_rayjobs_run_tune_and_resume_from_durable_storage(algo):
         assert claims["runs"] == "rl-autoscaling-runs"
 
 
+def _farm_function_names():
+    from rl_autoscaling.config import load_config
+
+    fn = load_config().functions
+    return fn.namespace, {fn.emitter, fn.worker, fn.collector}
+
+
 def test_rbac_grants_only_what_the_live_backend_needs():
-    allowed = {("apps", "deployments", "get"), ("apps", "deployments", "patch"),
-               ("apps", "deployments/scale", "get"), ("apps", "deployments/scale", "patch"),
-               ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "patch")}
+    """KubernetesScaler reads/patches the farm Deployments' scale subresource and patches the
+    ACKed pod's annotation; nothing else (pods have generated names: no resourceNames)."""
+    namespace, functions = _farm_function_names()
     kinds = {}
     for doc in docs(CLUSTER / "rbac.yaml"):
         kinds.setdefault(doc["kind"], []).append(doc)
     assert set(kinds) == {"ServiceAccount", "Role", "RoleBinding"}  # no cluster-wide roles
     (role,) = kinds["Role"]
-    assert role["metadata"]["namespace"] == "openfaas-fn"
-    granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"]
-               for r in rule["resources"] for v in rule["verbs"]}
-    assert granted == allowed
-    assert not any("resourceNames" in rule and not rule["resourceNames"] for rule in role["rules"])
+    assert role["metadata"]["namespace"] == namespace == "openfaas-fn"
+    rules = [{k: sorted(v) for k, v in rule.items()} for rule in role["rules"]]
+    assert rules == [
+        {"apiGroups": ["apps"], "resources": ["deployments/scale"],
+         "resourceNames": sorted(functions), "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},
+    ]
+    assert sorted(functions) == ["collector", "emitter", "worker"]
     (binding,) = kinds["RoleBinding"]
+    assert binding["metadata"]["namespace"] == namespace
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                                   "name": role["metadata"]["name"]}
     (sa,) = kinds["ServiceAccount"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
                                     "namespace": sa["metadata"]["namespace"]}]
+
+
+def test_rbac_covers_every_kubernetes_call_of_the_scaler():
+    """The KubernetesScaler's API calls map to exactly the granted (resource, verb) pairs."""
+    import inspect
+
+    from rl_autoscaling.farm.scalers import KubernetesScaler
+
+    source = inspect.getsource(KubernetesScaler)
+    calls = {"read_namespaced_deployment_scale": ("deployments/scale", "get"),
+             "patch_namespaced_deployment_scale": ("deployments/scale", "patch"),
+             "patch_namespaced_pod": ("pods", "patch")}
+    used = {name for name in calls if f".{name}," in source or f".{name}(" in source}
+    assert used == set(calls)
+    for other in ("read_namespaced_deployment,", "patch_namespaced_deployment,",
+                  "list_namespaced_pod", "read_namespaced_pod", "delete_namespaced_pod"):
+        assert other not in source
+    (role,) = [d for d in docs(CLUSTER / "rbac.yaml") if d["kind"] == "Role"]
+    granted = {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]}
+    assert granted == set(calls.values())
+
+
+@pytest.mark.parametrize("path", KUBERAY, ids=lambda p: p.name)
+def test_kuberay_clusters_use_token_auth_and_the_autoscaler(path):
+    (doc,) = docs(path)
+    spec = doc["spec"]["rayClusterSpec"] if doc["kind"] == "RayJob" else doc["spec"]
+    assert spec["authOptions"] == {"mode": "token"}
+    assert spec["enableInTreeAutoscaling"] is True
+    autoscaler = spec["autoscalerOptions"]
+    assert autoscaler["resources"]["requests"] and autoscaler["resources"]["limits"]
+    assert autoscaler["idleTimeoutSeconds"] > 0
+    for group in spec["workerGroupSpecs"]:
+        assert 0 <= group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
+        assert group["maxReplicas"] > group["minReplicas"]
+
+
+def test_runs_volume_is_readwritemany_on_a_named_storage_class():
+    text = (CLUSTER / "kuberay" / "storage.yaml").read_text()
+    (pvc,) = [d for d in docs(CLUSTER / "kuberay" / "storage.yaml")
+              if d["kind"] == "PersistentVolumeClaim"]
+    assert pvc["metadata"]["name"] == "rl-autoscaling-runs"
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert isinstance(pvc["spec"]["storageClassName"], str) and pvc["spec"]["storageClassName"]
+    assert "PARAMETER" in text  # documented where it is set
 
 
 def test_dockerfile_runs_as_non_root_with_cpu_torch():

@@ -12,7 +12,7 @@ report the same things:
   reward, so Tune's CSV/JSON/TensorBoard logs and progress table show them;
 * Ray custom metrics (``ray.util.metrics``) ``rl_autoscaling_episode_final_qos``,
   ``..._mean_workers``, ``..._scaling_actions``, ``..._reward`` (gauges, tagged with the
-  algorithm) and the counter ``rl_autoscaling_episodes_total``: they appear in the dashboard's
+  algorithm, the Tune experiment and the trial id) and the counter ``rl_autoscaling_episodes_total``: they appear in the dashboard's
   Metrics view and in the node's Prometheus export (prefixed ``ray_``).
 """
 
@@ -24,6 +24,7 @@ import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
 KPI_NAMES = ("final_qos", "mean_workers", "scaling_actions", "reward")
+TAG_KEYS = ("algo", "experiment", "trial")  # experiment/trial: the Tune experiment and trial id
 METRIC_PREFIX = "rl_autoscaling_episode_"
 _METRICS: dict[str, Any] = {}
 
@@ -41,10 +42,10 @@ def _metrics() -> dict[str, Any]:
         }
         for name in KPI_NAMES:
             _METRICS[name] = Gauge(METRIC_PREFIX + name, description=help_text[name],
-                                   tag_keys=("algo",))
+                                   tag_keys=TAG_KEYS)
         _METRICS["episodes"] = Counter("rl_autoscaling_episodes_total",
                                        description="Training episodes finished",
-                                       tag_keys=("algo",))
+                                       tag_keys=TAG_KEYS)
     return _METRICS
 
 
@@ -58,12 +59,13 @@ def episode_kpis(record: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
-def publish(records: Sequence[Mapping[str, Any]], algo: str) -> None:
+def publish(records: Sequence[Mapping[str, Any]], algo: str, experiment: str = "-",
+            trial: str = "-") -> None:
     """Set the gauges to each finished episode's KPIs, in order, and count the episodes."""
     if not records:
         return
     metrics = _metrics()
-    tags = {"algo": algo}
+    tags = {"algo": algo, "experiment": experiment or "-", "trial": trial or "-"}
     for record in records:
         for name, value in episode_kpis(record).items():
             metrics[name].set(value, tags=tags)
@@ -89,7 +91,9 @@ class AutoscalingCallbacks(RLlibCallback):
         if "training_episodes" not in result:
             result["training_episodes"] = _dqn_training_records(algorithm, result)
         records = result["training_episodes"]
-        publish(records, _algo_name(algorithm))
+        info = getattr(algorithm, "_trial_info", None)  # Tune's trial (None outside Tune)
+        publish(records, _algo_name(algorithm), getattr(info, "experiment_name", "-"),
+                getattr(info, "trial_id", "-"))
         result["autoscaling"] = summarise(records)
 
     def on_evaluate_end(self, *, algorithm, metrics_logger=None, evaluation_metrics: dict,

@@ -75,8 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ray.job_submission import JobStatus, JobSubmissionClient
 
+    from .ray_auth import RayAuthError, dashboard_headers
+
     try:
-        client = JobSubmissionClient(args.address)
+        headers = dashboard_headers(args.address)  # the token, if the dashboard wants one
+    except RayAuthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        client = JobSubmissionClient(args.address, headers=headers)
     except Exception as exc:
         print(f"error: cannot reach the Ray Jobs API at {args.address}: {exc}", file=sys.stderr)
         return 2

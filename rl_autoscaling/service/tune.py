@@ -264,6 +264,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not ray.is_initialized():
         if args.address:
+            from .ray_auth import prepare_ray_init
+
+            prepare_ray_init(args.address)  # token auth as Ray's CLI finds it; RayAuthError
             ray.init(address=args.address)
         else:
             ray.init(num_cpus=args.num_cpus)
