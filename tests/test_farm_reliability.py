@@ -196,3 +196,19 @@ def test_collector_delivers_exactly_once_after_a_crash_mid_batch(redis_srv):
         assert r.llen(keys.collecting) == r.llen(keys.result) == 0
     finally:
         link.close()
+
+
+def test_heartbeats_are_found_per_prefix_even_with_glob_characters(redis_srv):
+    cfg = load_config(None)
+    link = RedisLink(redis_srv.url, tries=2, backoff=0.05)
+    mine, near = FarmKeys.from_config(cfg, "a*[1]:"), FarmKeys.from_config(cfg, "ab[1]:")
+    r = redis_srv.client()
+    try:
+        r.set(mine.alive("worker", "w1"), "1", px=5000)
+        r.set(near.alive("worker", "w2"), "1", px=5000)
+        r.set(FarmKeys.from_config(cfg).alive("emitter", "e"), "1", px=5000)
+        assert active_members(link, mine) == ["worker:w1"]
+        assert active_members(link, near) == ["worker:w2"]
+        assert active_members(link, FarmKeys.from_config(cfg)) == ["emitter:e"]
+    finally:
+        link.close()

@@ -49,8 +49,9 @@ SCALERS = ("local", "kubernetes", "openfaas")
 class Scaler(ABC):
     """Starts/stops the farm's functions and changes the number of workers.
 
-    The live backend calls :meth:`bind` once, then per episode :meth:`stop_farm`, clears the
-    farm's Redis keys, and :meth:`start_farm`; during the episode :meth:`scale_up`,
+    The live backend calls :meth:`bind` once, then per episode :meth:`stop_farm`, checks that
+    no foreign process is alive under its key prefix, clears the farm's Redis keys, and
+    :meth:`start_farm`; during the episode :meth:`scale_up`,
     :meth:`scale_down` and :meth:`observed_workers`. Durations are real seconds; the backend
     converts them to farm seconds with ``time_scale``.
     """
@@ -206,7 +207,6 @@ class LocalProcessScaler(Scaler):
         self._env = dict(os.environ)
         self._env[ENV_CONFIG_JSON] = config_json(config)
         self._env[ENV_KEY_PREFIX] = keys.prefix
-        self._env[ENV_PARENT_PID] = str(os.getpid())
         self._env["PYTHONPATH"] = os.pathsep.join(
             [root] + ([self._env["PYTHONPATH"]] if self._env.get("PYTHONPATH") else []))
 
@@ -218,6 +218,7 @@ class LocalProcessScaler(Scaler):
     def _spawn(self, role: str, name: str) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = dict(self._env)
+        env[ENV_PARENT_PID] = str(os.getpid())  # now: the scaler may have been forked since
         # The kernel's parent-death signal follows the forking *thread*: only ask for it
         # from the main thread, which lives as long as this process (lifecycle.py).
         env[ENV_PDEATHSIG] = "1" if threading.current_thread() is threading.main_thread() else "0"
