@@ -22,18 +22,16 @@ functions read theirs from ``FARM_KEY_PREFIX``. :meth:`LiveFarm.reset` refuses t
 processes it did not start keep heartbeats under its prefix (``functions.lifecycle``).
 
 Shutdown: :meth:`LiveFarm.close` stops every farm process (idempotent). Nothing global is
-installed; a program that should clean up on SIGTERM wraps its run in :func:`sigterm_exits`
-and closes the env/farm in a ``finally`` block.
+installed; a program that should clean up on SIGTERM wraps its run in ``sigterm_exits``
+(from ``functions.lifecycle``, re-exported here) and closes the env/farm in a ``finally``
+block.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 import uuid
-from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -41,7 +39,7 @@ from ..config import FarmConfig
 from ..workload import expected_task_count
 from .base import Completions, FarmBackend, FarmSnapshot, ScaleResult
 from .functions.emitter import episode_workload
-from .functions.lifecycle import HEARTBEAT_TTL, active_members
+from .functions.lifecycle import HEARTBEAT_TTL, active_members, sigterm_exits
 from .functions.protocol import (FarmKeys, LiveFarmError, RedisLink, loads, phase_descriptor,
                                  redis_url_for)
 from .scalers import Scaler, make_scaler
@@ -280,29 +278,6 @@ def new_farm_prefix() -> str:
 
 
 # --------------------------------------------------------------------------- CLI helpers
-
-
-@contextmanager
-def sigterm_exits(code: int = 143) -> Iterator[None]:
-    """Within the block, SIGTERM raises ``SystemExit(code)`` so ``finally`` blocks (the
-    env's / farm's ``close()``) run; the previous handler is restored afterwards.
-
-    Later SIGTERMs are ignored while the first one unwinds, so the farm's stop is not cut
-    short. Outside the main thread (where Python cannot install handlers) it does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise SystemExit(code)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def add_live_arguments(parser) -> None:

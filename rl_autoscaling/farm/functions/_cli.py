@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from typing import Callable
 
-from .lifecycle import guard_parent, parent_from_env, registered
+from .lifecycle import guard_parent, parent_from_env, registered, sigterm_exits
 from .protocol import FunctionContext, LiveFarmError
-
-#: exit status after SIGTERM (128 + 15, as a shell reports it)
-SIGTERM_EXIT = 143
-
-
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    """SIGTERM -> SystemExit, so ``finally`` blocks (the heartbeat's removal) run."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one unwind is enough
-    raise SystemExit(SIGTERM_EXIT)
 
 
 def function_main(role: str, run: Callable[[FunctionContext], str],
@@ -31,13 +21,14 @@ def function_main(role: str, run: Callable[[FunctionContext], str],
     parser.add_argument("--key-prefix",
                         help="the farm's Redis key namespace (default: $FARM_KEY_PREFIX or none)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    guard_parent()
     ctx = FunctionContext.from_env(role, args.redis_url, args.name, args.time_scale,
                                    args.key_prefix)
     try:
-        with registered(ctx, role, parent_from_env()):
-            outcome = run(ctx)
+        # SIGTERM (the scaler's stop, the parent's death) unwinds, removing the heartbeat.
+        with sigterm_exits():
+            guard_parent()
+            with registered(ctx, role, parent_from_env()):
+                outcome = run(ctx)
     except LiveFarmError as exc:
         print(f"{role} {ctx.name}: {exc}", file=sys.stderr)
         return 2

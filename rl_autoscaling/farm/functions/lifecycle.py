@@ -18,7 +18,9 @@ safe, ``FARM_PDEATHSIG=1`` in their environment.
   longer is ``FARM_PARENT_PID`` (reparented: the parent died), which covers every other case.
 
 SIGTERM (from either path, or from the scaler's stop) is turned into ``SystemExit`` by
-``_cli.function_main``, so the heartbeat key is deleted on the way out.
+:func:`sigterm_exits` in ``_cli.function_main``, so the heartbeat key is deleted on the way
+out. Programs driving a live farm use the same context manager so their ``finally`` blocks
+close the farm.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ HEARTBEAT_TTL = 5.0
 #: real seconds between refreshes (and between parent checks)
 HEARTBEAT_PERIOD = 0.5
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+#: exit status after SIGTERM (128 + 15, as a shell reports it)
+SIGTERM_EXIT = 143
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> bool:
@@ -141,5 +145,30 @@ def active_members(link: RedisLink, keys: FarmKeys) -> list[str]:
     return sorted((k.decode() if isinstance(k, bytes) else k)[skip:] for k in found)
 
 
-__all__ = ["HEARTBEAT_PERIOD", "HEARTBEAT_TTL", "Heartbeat", "active_members",
-           "die_with_parent", "guard_parent", "orphaned", "parent_from_env", "registered"]
+@contextmanager
+def sigterm_exits(code: int = SIGTERM_EXIT) -> Iterator[None]:
+    """Within the block, SIGTERM raises ``SystemExit(code)`` so ``finally`` blocks (a farm
+    process's heartbeat removal; a driving program's ``env.close()`` / ``LiveFarm.close()``)
+    run; the previous handler is restored afterwards.
+
+    Later SIGTERMs are ignored while the first one unwinds, so the farm's stop is not cut
+    short. Outside the main thread (where Python cannot install handlers) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(code)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+__all__ = ["HEARTBEAT_PERIOD", "HEARTBEAT_TTL", "Heartbeat", "SIGTERM_EXIT", "active_members",
+           "die_with_parent", "guard_parent", "orphaned", "parent_from_env", "registered",
+           "sigterm_exits"]
