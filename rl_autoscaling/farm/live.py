@@ -292,7 +292,8 @@ def add_live_arguments(parser) -> None:
                         help="live backend: real seconds per farm second (0.1 = 10x faster)")
     parser.add_argument("--key-prefix", default=None,
                         help="live backend: Redis key namespace of the farm (default: a fresh "
-                             "farm-<id>: with --scaler local, none otherwise)")
+                             "farm-<id>: per env with --scaler local, none otherwise); env "
+                             "copies given the same prefix refuse to share it")
 
 
 def live_backend_options(args) -> dict[str, Any]:
