@@ -73,8 +73,11 @@ def test_end_to_end_episode_with_reactive_average(redis_srv):
         n = farm.expected_tasks
         in_redis = farm.output_records()
         r = redis_srv.client()
-        leftovers = {q: r.llen(q) for q in ("worker_queue", "result_queue", "input_queue")}
-        enqueued = int(r.get("worker_queue:enqueued_total"))
+        keys = farm.keys
+        assert keys.prefix.startswith("farm-")  # a namespace of its own
+        leftovers = {q: r.llen(getattr(keys, q)) for q in ("worker", "result", "input",
+                                                           "collecting")}
+        enqueued = int(r.get(keys.enqueued_total))
     finally:
         env.close()
 
@@ -91,7 +94,7 @@ def test_end_to_end_episode_with_reactive_average(redis_srv):
     assert len(ids) == n == enqueued and len(set(ids)) == n
     assert sorted(t["task_index"] for t in in_redis) == list(range(n))
     assert [t["task_id"] for t in farm.records] == ids  # incremental reads saw the same list
-    assert leftovers == {"worker_queue": 0, "result_queue": 0, "input_queue": 0}
+    assert leftovers == {"worker": 0, "result": 0, "input": 0, "collecting": 0}
     assert len({t["pod_name"] for t in in_redis}) >= 2
     for t in in_redis:
         assert t["status"] == "completed"

@@ -14,11 +14,23 @@ divided by ``time_scale``. With ``time_scale=0.1`` the farm runs 10x faster than
 Redis errors: every call retries with exponential backoff (``redis_tries`` tries from
 ``redis_backoff`` s, about 3 s by default) and then raises :class:`LiveFarmError` naming the
 Redis URL. Tasks collected so far stay in :attr:`LiveFarm.records`.
+
+Namespaces: every key of a farm carries its ``key_prefix`` (``FarmKeys``), so farms (and live
+env copies) sharing one Redis never share a queue. With the local scaler the default prefix
+is a fresh ``farm-<id>:`` per ``LiveFarm``; the cluster scalers default to no prefix, as their
+functions read theirs from ``FARM_KEY_PREFIX``. :meth:`LiveFarm.reset` refuses to start while
+processes it did not start keep heartbeats under its prefix (``functions.lifecycle``).
+
+Shutdown: :meth:`LiveFarm.close` stops every farm process (idempotent). Nothing global is
+installed; a program that should clean up on SIGTERM wraps its run in ``sigterm_exits``
+(from ``functions.lifecycle``, re-exported here) and closes the env/farm in a ``finally``
+block.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any, Sequence
 
 import numpy as np
@@ -27,9 +39,13 @@ from ..config import FarmConfig
 from .workload import expected_task_count
 from .base import Completions, FarmBackend, FarmSnapshot, ScaleResult
 from .functions.emitter import episode_workload
+from .functions.lifecycle import HEARTBEAT_TTL, active_members, sigterm_exits
 from .functions.protocol import (FarmKeys, LiveFarmError, RedisLink, loads, phase_descriptor,
                                  redis_url_for)
 from .scalers import Scaler, make_scaler
+
+#: seconds a generated namespace's keys (output_queue etc.) survive ``LiveFarm.close``
+KEEP_KEYS = 3600
 
 
 class LiveFarm(FarmBackend):
@@ -43,21 +59,32 @@ class LiveFarm(FarmBackend):
         scaler_options: keyword arguments for the scaler's constructor.
         redis_tries, redis_backoff: retry budget of each Redis call.
         start_timeout: real seconds to wait for the emitter to take the first phase.
+        key_prefix: the farm's Redis key namespace; default: a fresh ``farm-<id>:`` with the
+            local scaler, none with the cluster scalers.
+        foreign_grace: real seconds :meth:`reset` waits for foreign heartbeats to expire
+            (a process killed without cleanup) before refusing to start.
     """
 
     def __init__(self, config: FarmConfig, redis_url: str | None = None,
                  scaler: str | Scaler = "local", time_scale: float = 1.0,
                  scaler_options: dict[str, Any] | None = None, redis_tries: int = 5,
-                 redis_backoff: float = 0.2, start_timeout: float = 30.0) -> None:
+                 redis_backoff: float = 0.2, start_timeout: float = 30.0,
+                 key_prefix: str | None = None,
+                 foreign_grace: float = HEARTBEAT_TTL + 0.5) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {time_scale}")
         self.config = config
         self.redis_url = redis_url or redis_url_for(config)
         self.time_scale = float(time_scale)
         self.start_timeout = float(start_timeout)
-        self.keys = FarmKeys.from_config(config)
-        self.link = RedisLink(self.redis_url, tries=redis_tries, backoff=redis_backoff)
+        self.foreign_grace = float(foreign_grace)
         self.scaler = make_scaler(scaler, config, **dict(scaler_options or {}))
+        #: True when the prefix is ours alone: its keys expire ``KEEP_KEYS`` s after close
+        self.own_prefix = key_prefix is None and self.scaler.name == "local"
+        if key_prefix is None:
+            key_prefix = new_farm_prefix() if self.own_prefix else ""
+        self.keys = FarmKeys.from_config(config, key_prefix)
+        self.link = RedisLink(self.redis_url, tries=redis_tries, backoff=redis_backoff)
         self.scaler.bind(self.link, self.keys, config, self.time_scale)
         self.expected_tasks = expected_task_count(config)
         self.workload = None  # the current episode's Workload (same as the twin's)
@@ -89,6 +116,7 @@ class LiveFarm(FarmBackend):
         self.workload = wl
         self.expected_tasks = wl.expected_tasks
         self.scaler.stop_farm()
+        self._refuse_foreign_processes()
         self.link.call(lambda r: r.delete(*self.keys.all()))
         self.records, self._out_index = [], 0
         self._generation_end, self.task_generation_start_time = None, None
@@ -119,11 +147,41 @@ class LiveFarm(FarmBackend):
             time.sleep(0.005)
         return self.snapshot()
 
+    def _refuse_foreign_processes(self) -> None:
+        """Raise if processes we did not start are alive under our prefix (they would take
+        this farm's tasks); heartbeats of processes just killed get ``foreign_grace`` s to
+        expire first."""
+        deadline = time.time() + self.foreign_grace
+        while True:
+            members = active_members(self.link, self.keys)
+            if not members:
+                return
+            if time.time() >= deadline:
+                shown = ", ".join(members[:3]) + (", ..." if len(members) > 3 else "")
+                raise LiveFarmError(
+                    f"{len(members)} foreign farm process(es) are active on the queues with key "
+                    f"prefix {self.keys.prefix!r} at {self.redis_url} ({shown}); stop them or "
+                    f"use another key prefix")
+            time.sleep(0.1)
+
     def close(self) -> None:
+        """Stop every farm process and release Redis (idempotent; safe after errors)."""
         try:
             self.scaler.close()
         finally:
+            if self.own_prefix:
+                self._expire_keys()
             self.link.close()
+
+    def _expire_keys(self) -> None:
+        """Let a generated namespace's keys expire (one try: Redis may be gone)."""
+        try:
+            pipe = self.link.client.pipeline(transaction=False)
+            for key in self.keys.all():
+                pipe.expire(key, KEEP_KEYS)
+            pipe.execute()
+        except Exception:  # noqa: BLE001 - closing must not fail on a dead Redis
+            pass
 
     # ------------------------------------------------------------------ acting
 
@@ -214,11 +272,16 @@ class LiveFarm(FarmBackend):
         return [loads(x) for x in raw]
 
 
+def new_farm_prefix() -> str:
+    """A fresh key namespace, ``farm-<12 hex digits>:``."""
+    return f"farm-{uuid.uuid4().hex[:12]}:"
+
+
 # --------------------------------------------------------------------------- CLI helpers
 
 
 def add_live_arguments(parser) -> None:
-    """Add ``--redis-url``, ``--scaler`` and ``--time-scale`` to an argparse parser."""
+    """Add ``--redis-url``, ``--scaler``, ``--time-scale`` and ``--key-prefix`` to a parser."""
     from .scalers import SCALERS
 
     parser.add_argument("--redis-url", default=None,
@@ -227,6 +290,10 @@ def add_live_arguments(parser) -> None:
                         help="live backend: how workers are scaled")
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="live backend: real seconds per farm second (0.1 = 10x faster)")
+    parser.add_argument("--key-prefix", default=None,
+                        help="live backend: Redis key namespace of the farm (default: a fresh "
+                             "farm-<id>: per env with --scaler local, none otherwise); env "
+                             "copies given the same prefix refuse to share it")
 
 
 def live_backend_options(args) -> dict[str, Any]:
@@ -235,7 +302,10 @@ def live_backend_options(args) -> dict[str, Any]:
                             "time_scale": float(getattr(args, "time_scale", 1.0))}
     if getattr(args, "redis_url", None):
         opts["redis_url"] = args.redis_url
+    if getattr(args, "key_prefix", None) is not None:
+        opts["key_prefix"] = args.key_prefix
     return opts
 
 
-__all__ = ["LiveFarm", "LiveFarmError", "add_live_arguments", "live_backend_options"]
+__all__ = ["LiveFarm", "LiveFarmError", "add_live_arguments", "live_backend_options",
+           "new_farm_prefix", "sigterm_exits"]

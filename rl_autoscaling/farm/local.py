@@ -7,8 +7,10 @@ starts the collector, ``--workers`` worker processes and the emitter (the same f
 OpenFaaS deployment runs), pushes one episode's phase descriptors (the workload of ``--seed``,
 identical to the twin's), waits until every task reached ``output_queue`` (or ``--timeout``
 farm seconds), prints a JSON summary and stops the processes. ``--time-scale 0.1`` runs 10x
-faster than real time. The farm uses only its own keys (the config's queue names) in the
-given database; they are cleared first.
+faster than real time. The farm uses only its own keys (the config's queue names under
+``--key-prefix``, by default a fresh ``farm-<id>:`` printed in the summary) in the given
+database; they are cleared first, and it refuses to start while foreign farm processes are
+active under that prefix. SIGTERM stops the farm's processes before the program exits.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from ..config import ConfigError, load_config
 from .functions.protocol import LiveFarmError
-from .live import LiveFarm
+from .live import LiveFarm, sigterm_exits
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="give up after this many farm seconds")
     p.add_argument("--no-latency", action="store_true",
                    help="do not emulate the cluster's scaling latencies")
+    p.add_argument("--key-prefix", default=None,
+                   help="Redis key namespace of the farm (default: a fresh farm-<id>:)")
     return p
 
 
@@ -59,7 +63,8 @@ def _overrides(items: list[str]) -> dict:
 def run(args: argparse.Namespace) -> dict:
     cfg = load_config(args.config, _overrides(args.set))
     farm = LiveFarm(cfg, redis_url=args.redis_url, scaler="local", time_scale=args.time_scale,
-                    scaler_options={"emulate_latency": not args.no_latency})
+                    scaler_options={"emulate_latency": not args.no_latency},
+                    key_prefix=args.key_prefix)
     wall = time.time()
     try:
         snap = farm.reset(seed=args.seed, initial_workers=args.workers, phase_order=None)
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> dict:
         times = np.array([r["task_completion_time"] for r in recs], dtype=float)
         qos = np.array([r["task_QoS"] for r in recs], dtype=bool)
         return {
-            "redis_url": farm.redis_url, "workers": args.workers, "time_scale": args.time_scale,
+            "redis_url": farm.redis_url, "key_prefix": farm.keys.prefix, "workers": args.workers, "time_scale": args.time_scale,
             "seed": args.seed, "expected_tasks": farm.expected_tasks,
             "enqueued_total": snap.enqueued_total, "collected": len(recs),
             "unique_task_ids": len({r["task_id"] for r in recs}),
@@ -87,7 +92,8 @@ def run(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        summary = run(args)
+        with sigterm_exits():
+            summary = run(args)
     except (LiveFarmError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -36,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from ..config import FarmConfig
-from .functions.protocol import (ENV_CONFIG_JSON, SCALE_DOWN, FarmKeys, LiveFarmError,
-                                 RedisLink, config_json, control, loads)
+from .functions.protocol import (ENV_CONFIG_JSON, ENV_KEY_PREFIX, ENV_PARENT_PID, ENV_PDEATHSIG,
+                                 SCALE_DOWN, FarmKeys, LiveFarmError, RedisLink, config_json,
+                                 control, loads)
 from .simulated import sample
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -47,8 +49,9 @@ SCALERS = ("local", "kubernetes", "openfaas")
 class Scaler(ABC):
     """Starts/stops the farm's functions and changes the number of workers.
 
-    The live backend calls :meth:`bind` once, then per episode :meth:`stop_farm`, clears the
-    farm's Redis keys, and :meth:`start_farm`; during the episode :meth:`scale_up`,
+    The live backend calls :meth:`bind` once, then per episode :meth:`stop_farm`, checks that
+    no foreign process is alive under its key prefix, clears the farm's Redis keys, and
+    :meth:`start_farm`; during the episode :meth:`scale_up`,
     :meth:`scale_down` and :meth:`observed_workers`. Durations are real seconds; the backend
     converts them to farm seconds with ``time_scale``.
     """
@@ -159,6 +162,13 @@ class Scaler(ABC):
 class LocalProcessScaler(Scaler):
     """Emitter, collector and workers as local processes (``python -m ...functions.<role>``).
 
+    The farm's processes never outlive the scaler: they share one process group of their own
+    (:attr:`group`; :meth:`stop_farm` signals it as a whole), and each one exits when its
+    parent dies, by the parent-death signal or by polling its parent pid (see
+    ``functions.lifecycle``). :meth:`close` stops them; the scaler installs no signal
+    handler, so a program that must survive SIGTERM cleanly calls ``close`` itself (see
+    ``farm.live.sigterm_exits``).
+
     Args:
         python: interpreter for the child processes.
         emulate_latency: make scale-up last the config's ``scale_up_latency`` and keep a
@@ -181,6 +191,10 @@ class LocalProcessScaler(Scaler):
         self.redis_url = redis_url
         self.workers: dict[str, subprocess.Popen] = {}
         self.components: dict[str, subprocess.Popen] = {}
+        #: the farm's process group (the first process spawned leads it), or None
+        self.group: int | None = None
+        self._group_procs: list[subprocess.Popen] = []  # members of ``group`` we started
+        self._spawned: list[tuple[str, str]] = []  # (role, name) since the last stop
         self._retiring: list[float] = []  # wall time each retired worker stops being counted
         self._rng = np.random.default_rng()
         self._serial = 0
@@ -192,18 +206,48 @@ class LocalProcessScaler(Scaler):
         root = str(Path(__file__).resolve().parents[2])
         self._env = dict(os.environ)
         self._env[ENV_CONFIG_JSON] = config_json(config)
+        self._env[ENV_KEY_PREFIX] = keys.prefix
         self._env["PYTHONPATH"] = os.pathsep.join(
             [root] + ([self._env["PYTHONPATH"]] if self._env.get("PYTHONPATH") else []))
 
+    def pids(self) -> list[int]:
+        """Process ids of the farm's running processes."""
+        procs = list(self.components.values()) + list(self.workers.values())
+        return [p.pid for p in procs if p.poll() is None]
+
     def _spawn(self, role: str, name: str) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(self._env)
+        env[ENV_PARENT_PID] = str(os.getpid())  # now: the scaler may have been forked since
+        # The kernel's parent-death signal follows the forking *thread*: only ask for it
+        # from the main thread, which lives as long as this process (lifecycle.py).
+        env[ENV_PDEATHSIG] = "1" if threading.current_thread() is threading.main_thread() else "0"
+        cmd = [self.python, "-m", f"rl_autoscaling.farm.functions.{role}",
+               "--redis-url", self.redis_url, "--name", name,
+               "--time-scale", repr(self.time_scale), "--key-prefix", self.keys.prefix]
         with open(self.log_dir / f"{name}.log", "ab") as log:
-            return subprocess.Popen(
-                [self.python, "-m", f"rl_autoscaling.farm.functions.{role}",
-                 "--redis-url", self.redis_url, "--name", name,
-                 "--time-scale", repr(self.time_scale)],
-                env=self._env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=log, start_new_session=True)
+            def popen(group: int) -> subprocess.Popen:
+                return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=log,
+                                        process_group=group)
+
+            proc = None
+            if self._group_alive():
+                try:
+                    proc = popen(self.group)
+                except OSError:  # the group emptied meanwhile
+                    proc = None
+            if proc is None:
+                proc = popen(0)  # a new group, led by this process
+                self.group, self._group_procs = proc.pid, []
+        self._group_procs.append(proc)
+        self._spawned.append((role, name))
+        return proc
+
+    def _group_alive(self) -> bool:
+        """True while a process we started (not yet reaped) holds :attr:`group`, so the id
+        cannot have been reused by anyone else."""
+        return self.group is not None and any(p.poll() is None for p in self._group_procs)
 
     def _new_name(self, role: str) -> str:
         self._serial += 1
@@ -229,19 +273,47 @@ class LocalProcessScaler(Scaler):
         return names
 
     def stop_farm(self) -> None:
+        """SIGTERM the farm's process group, SIGKILL it after 3 s, forget its heartbeats."""
         procs = list(self.components.values()) + list(self.workers.values())
-        for proc in procs:
-            _signal_group(proc, signal.SIGTERM)
+        self._signal_all(procs, signal.SIGTERM)
         deadline = time.time() + 3.0
         for proc in procs:
             try:
                 proc.wait(max(0.01, deadline - time.time()))
             except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
+                self._signal_all(procs, signal.SIGKILL)
                 proc.wait()
+        if not self._group_alive():
+            self.group, self._group_procs = None, []
         self.components.clear()
         self.workers.clear()
         self._retiring.clear()
+        self._forget_heartbeats()
+
+    def _signal_all(self, procs: list[subprocess.Popen], sig: int) -> None:
+        if self._group_alive():
+            try:
+                os.killpg(self.group, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for proc in procs:  # also those outside the group (spawned after it emptied)
+            if proc.poll() is None:
+                try:
+                    proc.send_signal(sig)
+                except ProcessLookupError:
+                    pass
+
+    def _forget_heartbeats(self) -> None:
+        """Delete the heartbeat keys of stopped processes (a killed one cannot); one try, as
+        they expire anyway and ``close`` must not hang on a dead Redis."""
+        if not self._spawned:
+            return
+        keys = [self.keys.alive(role, name) for role, name in self._spawned]
+        self._spawned = []
+        try:
+            self.link.client.delete(*keys)
+        except Exception:  # noqa: BLE001 - Redis may be gone; the keys expire by themselves
+            pass
 
     def scale_up(self, count: int) -> int:
         start = time.time()
@@ -268,7 +340,7 @@ class LocalProcessScaler(Scaler):
                 try:
                     proc.wait(5.0)
                 except subprocess.TimeoutExpired:
-                    _signal_group(proc, signal.SIGKILL)
+                    proc.kill()
                     proc.wait()
             delay = (sample(self.config.timing.scale_down_removal_delay, self._rng)
                      if self.emulate_latency else 0.0)
@@ -291,6 +363,7 @@ class LocalProcessScaler(Scaler):
         return None
 
     def close(self) -> None:
+        """Stop every farm process (idempotent) and remove the temporary log directory."""
         self.stop_farm()
         if self._own_log_dir:
             shutil.rmtree(self.log_dir, ignore_errors=True)
@@ -307,15 +380,6 @@ def _tail(path: Path, lines: int = 1) -> str:
     except OSError:
         return ""
     return " | ".join(text[-lines:])
-
-
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # =========================================================================== replica scalers

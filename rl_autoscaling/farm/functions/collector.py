@@ -4,15 +4,31 @@ push them to ``output_queue``.
 Added fields: ``task_collect_timestamp`` (farm seconds since program start),
 ``task_completion_time`` = pick-up time - ``task_gen_timestamp`` (end to end) and ``task_QoS``
 = completion time <= ``task_deadline``. Nothing drains ``output_queue`` during an episode.
+
+Exactly once, even if the collector dies mid-batch: results are moved (``LMOVE``, atomic)
+from ``result_queue`` to the farm's ``collecting`` list, stamped, and appended to
+``output_queue`` by one Lua script that also empties ``collecting``. A result is therefore
+always in exactly one list; a collector that starts finds what its predecessor left in
+``collecting`` and delivers it first. The script only delivers if ``collecting`` still holds
+the batch it was given, so a retried call (reply lost) cannot append a batch twice.
+LMOVE needs Redis 6.2 or newer.
 """
 
 from __future__ import annotations
 
 import time
 
-from .protocol import TERMINATE, FunctionContext, dumps, farm_time, loads
+from .protocol import TERMINATE, FarmKeys, FunctionContext, RedisLink, dumps, farm_time, loads
 
 BATCH = 256  # results moved per round trip
+
+# KEYS: collecting, output; ARGV: batch size, then the stamped results.
+_DELIVER = """
+if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('RPUSH', KEYS[2], unpack(ARGV, 2))
+redis.call('DEL', KEYS[1])
+return 1
+"""
 
 
 def stamp(result: dict, now: float) -> dict:
@@ -36,16 +52,29 @@ def run(ctx: FunctionContext) -> str:
         raw = link.call(lambda r: r.lpop(keys.collector_control_syn))
         if raw is not None and loads(raw).get("type") == TERMINATE:
             return "terminated"
-        while True:
-            batch = link.call(lambda r: r.lpop(keys.result, BATCH))
-            if not batch:
-                break
-            now = time.time()
-            out = [dumps(stamp(loads(item), now)) for item in batch]
-            link.call(lambda r: r.rpush(keys.output, *out))
-            if len(batch) < BATCH:
-                break
+        while collect(link, keys) >= BATCH:
+            pass
         time.sleep(poll)
+
+
+def collect(link: RedisLink, keys: FarmKeys, batch: int = BATCH) -> int:
+    """Move up to ``batch`` results to ``output_queue`` (plus any left in ``collecting``);
+    returns how many were delivered."""
+
+    def take(r) -> list[bytes]:
+        pipe = r.pipeline(transaction=True)
+        for _ in range(min(batch, int(r.llen(keys.result)))):
+            pipe.lmove(keys.result, keys.collecting, "LEFT", "RIGHT")
+        pipe.lrange(keys.collecting, 0, -1)
+        return pipe.execute()[-1]
+
+    taken = link.call(take)
+    if not taken:
+        return 0
+    now = time.time()
+    out = [dumps(stamp(loads(item), now)) for item in taken]
+    link.call(lambda r: r.eval(_DELIVER, 2, keys.collecting, keys.output, len(out), *out))
+    return len(out)
 
 
 def main(argv: list[str] | None = None) -> int:

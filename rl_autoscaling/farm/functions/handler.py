@@ -1,7 +1,8 @@
 """OpenFaaS entry points for the farm's functions.
 
 One image serves the three functions; ``FARM_ROLE`` (``emitter``, ``worker``, ``collector``)
-picks the role, ``REDIS_URL``, ``TIME_SCALE`` and ``FARM_CONFIG_FILE`` configure it, and the
+picks the role, ``REDIS_URL``, ``TIME_SCALE``, ``FARM_KEY_PREFIX`` (the farm's Redis key
+namespace, default none) and ``FARM_CONFIG_FILE`` configure it, and the
 pod name (``$HOSTNAME`` on Kubernetes) is the worker's ``pod_name`` in START and ACK messages,
 which is what ``KubernetesScaler`` annotates.
 
@@ -25,6 +26,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import collector, emitter, worker
+from .lifecycle import registered
 from .protocol import FunctionContext, LiveFarmError
 
 RUNNERS = {"emitter": emitter.run, "worker": worker.run, "collector": collector.run}
@@ -42,9 +44,10 @@ def handle(req: str | bytes = "") -> str:
     body = json.loads(req) if req and str(req).strip() else {}
     role = _role(body.get("role"))
     ctx = FunctionContext.from_env(role, body.get("redis_url"), body.get("pod_name"),
-                                   body.get("time_scale"))
+                                   body.get("time_scale"), body.get("key_prefix"))
     try:
-        outcome = RUNNERS[role](ctx)
+        with registered(ctx, role):
+            outcome = RUNNERS[role](ctx)
     except LiveFarmError as exc:
         outcome = f"error: {exc}"
     return json.dumps({"role": role, "pod": ctx.name, "outcome": outcome})
@@ -66,7 +69,8 @@ class _Loop:
 
         def run() -> None:
             try:
-                self.outcome = RUNNERS[self.role](self.ctx)
+                with registered(self.ctx, self.role):
+                    self.outcome = RUNNERS[self.role](self.ctx)
             except Exception as exc:  # noqa: BLE001 - report it on GET /
                 self.outcome = f"error: {exc}"
 

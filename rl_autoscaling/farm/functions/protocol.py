@@ -40,6 +40,11 @@ ENV_CONFIG_JSON = "FARM_CONFIG_JSON"  # the full config as JSON (local farm)
 ENV_CONFIG_FILE = "FARM_CONFIG_FILE"  # or a YAML file on top of the packaged default
 ENV_TIME_SCALE = "TIME_SCALE"
 ENV_POD_NAME = "POD_NAME"  # default: the host name (the pod name on Kubernetes)
+ENV_KEY_PREFIX = "FARM_KEY_PREFIX"  # the farm's Redis key namespace (default: none)
+#: set by the local scaler: the spawning process; the function exits when it is gone
+ENV_PARENT_PID = "FARM_PARENT_PID"
+#: set by the local scaler when the parent-death signal may be used (see lifecycle.py)
+ENV_PDEATHSIG = "FARM_PDEATHSIG"
 
 
 class LiveFarmError(UserError, RuntimeError):
@@ -48,7 +53,14 @@ class LiveFarmError(UserError, RuntimeError):
 
 @dataclass(frozen=True)
 class FarmKeys:
-    """Every Redis key of one farm: the configured queues plus one state hash."""
+    """Every Redis key of one farm: the configured queues plus bookkeeping, all under
+    ``prefix``.
+
+    The prefix is the farm's namespace: two farms on one Redis (or several live env copies)
+    with different prefixes never share a queue, so a worker only ever takes its own farm's
+    tasks. Every running farm process also keeps a heartbeat key (:meth:`alive`, with a TTL)
+    under the prefix; :attr:`alive_pattern` finds them (see ``functions.lifecycle``).
+    """
 
     input: str
     worker: str
@@ -61,16 +73,30 @@ class FarmKeys:
     emitter_control_syn: str
     collector_control_syn: str
     state: str  # hash: program_start_time, time_scale, generation_start/_end, *_ready
+    collecting: str  # results the collector took but has not yet appended to output
+    prefix: str = ""
 
     @classmethod
-    def from_config(cls, cfg: FarmConfig) -> "FarmKeys":
+    def from_config(cls, cfg: FarmConfig, prefix: str = "") -> "FarmKeys":
         q = cfg.queues
-        return cls(q.input, q.worker, q.result, q.output, q.enqueued_total, q.worker_start,
-                   q.worker_control_syn, q.worker_control_ack, q.emitter_control_syn,
-                   q.collector_control_syn, f"{q.input}:state")
+        names = (q.input, q.worker, q.result, q.output, q.enqueued_total, q.worker_start,
+                 q.worker_control_syn, q.worker_control_ack, q.emitter_control_syn,
+                 q.collector_control_syn, f"{q.input}:state", f"{q.result}:collecting")
+        return cls(*(prefix + name for name in names), prefix=prefix)
 
     def all(self) -> list[str]:
-        return list(self.__dict__.values())
+        """The farm's queue and state keys (not the heartbeats, which belong to processes)."""
+        return [v for k, v in self.__dict__.items() if k != "prefix"]
+
+    def alive(self, role: str, name: str) -> str:
+        """The heartbeat key of the farm process ``name`` playing ``role``."""
+        return f"{self.prefix}farm_alive:{role}:{name}"
+
+    @property
+    def alive_pattern(self) -> str:
+        """``SCAN MATCH`` pattern of this farm's heartbeat keys (the prefix glob-escaped)."""
+        escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)
+        return f"{escaped}farm_alive:*"
 
 
 # --------------------------------------------------------------------------- messages
@@ -194,10 +220,12 @@ class FunctionContext:
     time_scale: float = 1.0
     #: give up after Redis has been unreachable this many real seconds
     redis_patience: float = 10.0
+    #: the farm's Redis key namespace (``FarmKeys.prefix``)
+    key_prefix: str = ""
 
     @property
     def keys(self) -> FarmKeys:
-        return FarmKeys.from_config(self.config)
+        return FarmKeys.from_config(self.config, self.key_prefix)
 
     def link(self) -> RedisLink:
         # Functions retry for about ``redis_patience`` seconds before giving up.
@@ -206,7 +234,8 @@ class FunctionContext:
 
     @classmethod
     def from_env(cls, role: str, redis_url: str | None = None, name: str | None = None,
-                 time_scale: float | None = None) -> "FunctionContext":
+                 time_scale: float | None = None,
+                 key_prefix: str | None = None) -> "FunctionContext":
         """Build from arguments, falling back to the environment variables above."""
         raw = os.environ.get(ENV_CONFIG_JSON)
         if raw:
@@ -217,7 +246,8 @@ class FunctionContext:
         # On Kubernetes the host name is the pod name: what KubernetesScaler annotates.
         pod = name or os.environ.get(ENV_POD_NAME) or socket.gethostname()
         scale = time_scale if time_scale is not None else float(os.environ.get(ENV_TIME_SCALE, "1"))
-        return cls(url, cfg, pod, scale)
+        prefix = key_prefix if key_prefix is not None else os.environ.get(ENV_KEY_PREFIX, "")
+        return cls(url, cfg, pod, scale, key_prefix=prefix)
 
 
 def config_json(cfg: FarmConfig) -> str:
