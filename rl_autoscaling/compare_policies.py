@@ -1,4 +1,6 @@
-"""Compare agents on the same episodes: ``python -m rl_autoscaling.compare_policies`` (see :mod:`rl_autoscaling.training.compare`)."""
+"""Compare agents on the same episodes: ``python -m rl_autoscaling.compare_policies`` (see
+:mod:`rl_autoscaling.training.compare`).
+"""
 
 import sys
 

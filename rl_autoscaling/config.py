@@ -18,9 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from .common.errors import UserError
-
 import yaml
+
+from .common.errors import UserError
 
 
 class ConfigError(UserError, ValueError):
@@ -236,7 +236,7 @@ class FarmConfig:
         if len(set(names)) != len(names):
             raise ConfigError("queues: every queue name must be distinct")
 
-    def replace(self, overrides: Mapping[str, Any]) -> "FarmConfig":
+    def replace(self, overrides: Mapping[str, Any]) -> FarmConfig:
         """A copy with ``overrides`` (dotted or nested keys) applied and validated."""
         return from_dict(apply_overrides(to_dict(self), overrides))
 
@@ -393,7 +393,7 @@ def load_config(
     return from_dict(data)
 
 
-def resolve_config(config: "FarmConfig | str | Path | Mapping[str, Any] | None") -> FarmConfig:
+def resolve_config(config: FarmConfig | str | Path | Mapping[str, Any] | None) -> FarmConfig:
     """Accept a FarmConfig, a YAML path, an overrides mapping, or None (the default)."""
     if isinstance(config, FarmConfig):
         return config

@@ -1,4 +1,4 @@
-"""``OpenFaaSAutoscalingEnv``: the farm as a Gymnasium environment (SPEC §4).
+"""``OpenFaaSAutoscalingEnv``: the farm as a Gymnasium environment (docs/env.md).
 
 The env talks to a farm backend (the simulated twin by default, the live farm with
 ``backend="live"``) only through :class:`rl_autoscaling.farm.base.FarmBackend`, and builds
@@ -27,16 +27,14 @@ import numpy as np
 from .config import ConfigError, FarmConfig, load_config, resolve_config
 from .farm import make_backend
 from .farm.base import Completions, FarmBackend, FarmSnapshot
-from .reward import episode_end_reward, step_reward
 from .farm.workload import expected_task_count, phase_order
+from .observation import OBS_NAMES, Obs
+from .observation import bounds as obs_bounds
+from .reward import episode_end_reward, step_reward
 
 GYM_ENV_ID = "rl_autoscaling/OpenFaaSAutoscaling-v0"
 RAY_ENV_NAME = "OpenFaaSAutoscaling-v0"
 
-OBS_NAMES = (
-    "input_queue", "worker_queue", "result_queue", "output_queue", "workers",
-    "avg_time", "max_time", "arrival_rate", "qos_rate",
-)
 DEFAULT_TIME = 1.5  # mean/max completion time reported when no task was collected
 
 
@@ -66,7 +64,7 @@ class _WindowStats:
                     self.times[keep], self.values[keep], self.qos[keep])
 
     def summary(self) -> tuple[float, float, float]:
-        """(mean time, max time, QoS rate) with the SPEC defaults for an empty window."""
+        """(mean time, max time, QoS rate) with the documented defaults for an empty window (docs/env.md)."""
         if self._summary is None:
             n = self.values.size
             self._summary = (DEFAULT_TIME, DEFAULT_TIME, 1.0) if not n else (
@@ -145,9 +143,7 @@ class OpenFaaSAutoscalingEnv(gym.Env):
         cfg = self.farm_config
         n_phases = 1 if cfg.trace else len(cfg.phase_definitions)
         expected = expected_task_count(cfg)
-        low = np.array([0, 0, 0, 0, self.min_workers, 0, 0, 0, 0], dtype=np.float32)
-        high = np.array([max(1, n_phases - 1), 800, 10, max(1, expected), self.max_workers,
-                         150, 160, 12, 1], dtype=np.float32)
+        low, high = obs_bounds(n_phases, expected, self.min_workers, self.max_workers)
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
         self.action_space = gym.spaces.Discrete(len(deltas))
 
@@ -159,7 +155,7 @@ class OpenFaaSAutoscalingEnv(gym.Env):
     # ------------------------------------------------------------------ construction helpers
 
     @classmethod
-    def from_env_config(cls, env_config: Mapping[str, Any] | None) -> "OpenFaaSAutoscalingEnv":
+    def from_env_config(cls, env_config: Mapping[str, Any] | None) -> OpenFaaSAutoscalingEnv:
         """Build from Ray's ``env_config``: constructor args, ``config`` path, farm overrides."""
         params = set(inspect.signature(cls.__init__).parameters) - {"self"}
         kwargs: dict[str, Any] = {}
@@ -227,7 +223,8 @@ class OpenFaaSAutoscalingEnv(gym.Env):
         if result.applied:
             self._scaling_actions += 1
 
-        reward = step_reward(float(obs[8]), float(obs[1]), float(obs[4]), result.applied,
+        reward = step_reward(float(obs[Obs.QOS_RATE]), float(obs[Obs.WORKER_QUEUE]),
+                             float(obs[Obs.WORKERS]), result.applied,
                              self.farm_config.reward)
         expected = self.backend.expected_tasks
         terminated = (snap.input_queue == 0 and snap.worker_queue == 0

@@ -1,4 +1,6 @@
-"""Export Tune trials to the seed layout: ``python -m rl_autoscaling.export`` (see :mod:`rl_autoscaling.service.export`)."""
+"""Export Tune trials to the seed layout: ``python -m rl_autoscaling.export`` (see
+:mod:`rl_autoscaling.service.export`).
+"""
 
 import sys
 

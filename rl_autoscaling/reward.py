@@ -1,4 +1,4 @@
-"""The reward of SPEC §4, computed on the observation that follows the action."""
+"""The reward of docs/env.md, computed on the observation that follows the action."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Submit a training job to a Ray cluster: ``python -m rl_autoscaling.submit`` (see :mod:`rl_autoscaling.service.submit`)."""
+"""Submit a training job to a Ray cluster: ``python -m rl_autoscaling.submit`` (see
+:mod:`rl_autoscaling.service.submit`).
+"""
 
 import sys
 

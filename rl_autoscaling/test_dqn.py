@@ -1,4 +1,6 @@
-"""Greedy evaluation of a DQN model: ``python -m rl_autoscaling.test_dqn --model PT`` (see :mod:`rl_autoscaling.training.eval_dqn`)."""
+"""Greedy evaluation of a DQN model: ``python -m rl_autoscaling.test_dqn --model PT`` (see
+:mod:`rl_autoscaling.training.eval_dqn`).
+"""
 
 import sys
 

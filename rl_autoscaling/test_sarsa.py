@@ -1,4 +1,6 @@
-"""Greedy evaluation of a SARSA model: ``python -m rl_autoscaling.test_sarsa --model PKL`` (see :mod:`rl_autoscaling.training.eval_sarsa`)."""
+"""Greedy evaluation of a SARSA model: ``python -m rl_autoscaling.test_sarsa --model PKL`` (see
+:mod:`rl_autoscaling.training.eval_sarsa`).
+"""
 
 import sys
 

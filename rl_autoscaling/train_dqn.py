@@ -1,4 +1,6 @@
-"""Train the DQN autoscaler with RLlib: ``python -m rl_autoscaling.train_dqn [flags]`` (see :mod:`rl_autoscaling.training.dqn`)."""
+"""Train the DQN autoscaler with RLlib: ``python -m rl_autoscaling.train_dqn [flags]`` (see
+:mod:`rl_autoscaling.training.dqn`).
+"""
 
 import sys
 

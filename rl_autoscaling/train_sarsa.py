@@ -1,4 +1,6 @@
-"""Train tabular SARSA(lambda): ``python -m rl_autoscaling.train_sarsa [flags]`` (see :mod:`rl_autoscaling.training.sarsa`)."""
+"""Train tabular SARSA(lambda): ``python -m rl_autoscaling.train_sarsa [flags]`` (see
+:mod:`rl_autoscaling.training.sarsa`).
+"""
 
 import sys
 

@@ -1,4 +1,6 @@
-"""The Tune training service: ``python -m rl_autoscaling.tune --algo sarsa|dqn`` (see :mod:`rl_autoscaling.service.tune`)."""
+"""The Tune training service: ``python -m rl_autoscaling.tune --algo sarsa|dqn`` (see
+:mod:`rl_autoscaling.service.tune`).
+"""
 
 import sys
 

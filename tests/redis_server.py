@@ -26,7 +26,7 @@ class RedisServer:
         self.proc: subprocess.Popen | None = None
         self._dir = tempfile.mkdtemp(prefix="rl_redis_")
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is not installed")
@@ -41,7 +41,7 @@ class RedisServer:
                     return self
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"redis-server exited with code {self.proc.returncode}")
+                    raise RuntimeError(f"redis-server exited with code {self.proc.returncode}") from None
                 time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"redis-server did not listen on port {self.port}")
@@ -61,7 +61,7 @@ class RedisServer:
 
         return redis.Redis.from_url(self.url, socket_timeout=2)
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from rl_autoscaling import compare_policies
 from rl_autoscaling.bench import policies as bench_policies
 from rl_autoscaling.training import compare
 from rl_autoscaling.training.compare import main

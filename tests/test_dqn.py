@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from rl_autoscaling.env import OpenFaaSAutoscalingEnv
 from rl_autoscaling.algorithms.dqn.model import (
-    DqnModelError, DqnPolicy, ObservationScaler, build_q_network, load_dqn_model, save_dqn_model)
+    DqnModelError,
+    ObservationScaler,
+    build_q_network,
+    load_dqn_model,
+    save_dqn_model,
+)
+from rl_autoscaling.algorithms.dqn.policy import DqnPolicy
+from rl_autoscaling.env import OpenFaaSAutoscalingEnv
 
 ENV_CONFIG = {"max_steps": 6, "step_duration": 8, "observation_window": 8,
               "initial_workers": 12, "task_seed": 7}
@@ -35,7 +41,7 @@ def test_scaler_maps_env_bounds_to_unit_interval_and_clips():
 
 
 def test_training_wrapper_scales_observations_clips_rewards_and_records_raw_trace():
-    from rl_autoscaling.algorithms.dqn.rllib import DqnTrainingEnv
+    from rl_autoscaling.algorithms.dqn.training_env import DqnTrainingEnv
 
     raw, wrapped = _env(), DqnTrainingEnv(_env(), reward_clip=1.0)
     scaler = ObservationScaler.from_space(raw.observation_space)
@@ -60,7 +66,11 @@ def test_training_wrapper_scales_observations_clips_rewards_and_records_raw_trac
 def test_epsilon_schedule_is_the_per_episode_decay():
     from ray.rllib.utils.schedules.scheduler import Scheduler
 
-    from rl_autoscaling.algorithms.dqn.rllib import epsilon_at, epsilon_for_episode, epsilon_schedule
+    from rl_autoscaling.algorithms.dqn.schedule import (
+        epsilon_at,
+        epsilon_for_episode,
+        epsilon_schedule,
+    )
 
     T = 30
     sched = epsilon_schedule(0.8, 0.05, 0.98, T)
@@ -115,7 +125,7 @@ def test_pt_inference_does_not_import_ray(tmp_path):
     space = _env().observation_space
     path = save_dqn_model(tmp_path / "m.pt", state_dict=net.state_dict(), obs_low=space.low,
                           obs_high=space.high, hidden_layers=[8], action_size=3)
-    code = ("import sys; from rl_autoscaling.algorithms.dqn.model import DqnPolicy; "
+    code = ("import sys; from rl_autoscaling.algorithms.dqn.policy import DqnPolicy; "
             "import numpy as np; p = DqnPolicy.load(sys.argv[1]); "
             "p.act(np.zeros(9, dtype=np.float32), {}); "
             "assert 'ray' not in sys.modules, 'ray was imported'")
@@ -129,7 +139,8 @@ pytest_ray = pytest.mark.ray
 
 @pytest.fixture(scope="module")
 def algo(ray_local):
-    from rl_autoscaling.algorithms.dqn.rllib import DqnHyperparams, dqn_config, register_dqn_env
+    from rl_autoscaling.algorithms.dqn.config import DqnHyperparams, dqn_config
+    from rl_autoscaling.algorithms.dqn.training_env import register_dqn_env
 
     register_dqn_env()
     hp = DqnHyperparams(batch_size=8, warmup_steps=8, target_update=2, target_tau=0.3,
@@ -140,14 +151,15 @@ def algo(ray_local):
 
 
 def _linear_shapes(module):
-    from rl_autoscaling.algorithms.dqn.rllib import q_linear_layers
+    from rl_autoscaling.algorithms.dqn.weights import q_linear_layers
 
     return [tuple(layer.weight.shape) for layer in q_linear_layers(module)]
 
 
 @pytest_ray
 def test_module_has_exactly_the_configured_hidden_layers(algo):
-    from rl_autoscaling.algorithms.dqn.rllib import DqnHyperparams, dqn_config, learner_module
+    from rl_autoscaling.algorithms.dqn.config import DqnHyperparams, dqn_config
+    from rl_autoscaling.algorithms.dqn.weights import learner_module
 
     module = learner_module(algo)
     assert _linear_shapes(module) == [(128, 9), (64, 128), (3, 64)]
@@ -182,7 +194,7 @@ def _snapshot(pairs):
 
 @pytest_ray
 def test_target_is_polyak_updated_every_n_learner_updates(algo):
-    from rl_autoscaling.algorithms.dqn.rllib import learner_module
+    from rl_autoscaling.algorithms.dqn.weights import learner_module
 
     learner = algo.learner_group._learner
     module = learner_module(algo)
@@ -220,7 +232,7 @@ def test_env_runner_logs_the_farm_episode_metrics(algo):
 
 @pytest_ray
 def test_training_observations_are_scaled_by_env_bounds(algo):
-    from rl_autoscaling.algorithms.dqn.rllib import training_envs
+    from rl_autoscaling.algorithms.dqn.training_env import training_envs
 
     (wrapper,) = training_envs(algo)
     assert np.all(wrapper.observation_space.low == 0) and np.all(
@@ -240,8 +252,8 @@ def test_training_observations_are_scaled_by_env_bounds(algo):
 
 @pytest_ray
 def test_rllib_module_and_exported_pt_pick_the_same_greedy_action(algo, tmp_path):
-    from rl_autoscaling.algorithms.dqn.rllib import (
-        RllibDqnPolicy, learner_module, q_network_state_dict)
+    from rl_autoscaling.algorithms.dqn.rllib_policy import RllibDqnPolicy
+    from rl_autoscaling.algorithms.dqn.weights import learner_module, q_network_state_dict
 
     env = _env()
     space = env.observation_space
@@ -272,8 +284,9 @@ def test_rllib_module_and_exported_pt_pick_the_same_greedy_action(algo, tmp_path
 
 @pytest_ray
 def test_training_is_reproducible_for_a_seed(ray_local):
-    from rl_autoscaling.algorithms.dqn.rllib import (
-        DqnHyperparams, dqn_config, learner_module, q_network_state_dict, register_dqn_env)
+    from rl_autoscaling.algorithms.dqn.config import DqnHyperparams, dqn_config
+    from rl_autoscaling.algorithms.dqn.training_env import register_dqn_env
+    from rl_autoscaling.algorithms.dqn.weights import learner_module, q_network_state_dict
 
     register_dqn_env()
     hp = DqnHyperparams(batch_size=8, warmup_steps=8, hidden_layers=[16], learning_rate=1e-2)

@@ -15,15 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import pids_using
+from redis_server import RedisServer
 
 from rl_autoscaling.config import load_config
 from rl_autoscaling.farm.functions.collector import collect
 from rl_autoscaling.farm.functions.lifecycle import active_members
 from rl_autoscaling.farm.functions.protocol import FarmKeys, LiveFarmError, RedisLink, dumps
 from rl_autoscaling.farm.live import LiveFarm
-
-from procs import pids_using
-from redis_server import RedisServer
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="redis-server is not installed")

@@ -4,11 +4,23 @@ import numpy as np
 import pytest
 
 from rl_autoscaling.env import OpenFaaSAutoscalingEnv
-from rl_autoscaling.policies import (KedaQueue, ReactiveAverage, ReactiveMaximum, Static,
-                                     action_for_delta)
-from rl_autoscaling.training.agents import (AgentError, AgentOptions, build_policies,
-                                            build_policy, canonical_name, check_models,
-                                            is_baseline, resolve_agents)
+from rl_autoscaling.policies import (
+    KedaQueue,
+    ReactiveAverage,
+    ReactiveMaximum,
+    Static,
+    action_for_delta,
+)
+from rl_autoscaling.training.agents import (
+    AgentError,
+    AgentOptions,
+    build_policies,
+    build_policy,
+    canonical_name,
+    check_models,
+    is_baseline,
+    resolve_agents,
+)
 
 DOWN, STAY, UP = 0, 1, 2
 

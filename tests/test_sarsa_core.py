@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from rl_autoscaling.algorithms.sarsa.policy import SarsaPolicy
 from rl_autoscaling.algorithms.sarsa.tabular import (
     DEFAULT_BINS,
     DEFAULT_EDGES,
@@ -18,7 +19,6 @@ from rl_autoscaling.algorithms.sarsa.tabular import (
     SarsaLambdaLearner,
 )
 from rl_autoscaling.common.modelio import ModelFileError, load_pickle, save_pickle
-from rl_autoscaling.algorithms.sarsa.policy import SarsaPolicy
 
 A = (0,) * 9
 B = (1,) + (0,) * 8

@@ -12,8 +12,8 @@ from rl_autoscaling.algorithms.sarsa.algorithm import (  # noqa: E402
     SarsaLambdaConfig,
     q_checksum,
 )
-from rl_autoscaling.env import OpenFaaSAutoscalingEnv  # noqa: E402
 from rl_autoscaling.common.rollout import evaluate_checkpoint  # noqa: E402
+from rl_autoscaling.env import OpenFaaSAutoscalingEnv  # noqa: E402
 
 ENV_CONFIG = {"max_steps": 6, "step_duration": 8, "observation_window": 8,
               "initial_workers": 12, "task_seed": 5}

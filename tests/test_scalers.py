@@ -12,15 +12,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from redis_server import RedisServer
 
 from rl_autoscaling.config import load_config
-from rl_autoscaling.farm.functions.protocol import (SCALE_DOWN, SYN, FarmKeys,
-                                                    LiveFarmError, RedisLink, ack, loads,
-                                                    start_announcement)
-from rl_autoscaling.farm.scalers import (DELETION_COST, KubernetesScaler, LocalProcessScaler,
-                                         OpenFaaSScaler, make_scaler)
-
-from redis_server import RedisServer
+from rl_autoscaling.farm.functions.protocol import (
+    SCALE_DOWN,
+    SYN,
+    FarmKeys,
+    LiveFarmError,
+    RedisLink,
+    ack,
+    loads,
+    start_announcement,
+)
+from rl_autoscaling.farm.scalers import (
+    DELETION_COST,
+    KubernetesScaler,
+    LocalProcessScaler,
+    OpenFaaSScaler,
+    make_scaler,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="redis-server is not installed")

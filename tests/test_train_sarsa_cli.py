@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from rl_autoscaling.common import rollout
-from rl_autoscaling.training import harness as runs
 from rl_autoscaling.algorithms.sarsa.tabular import SarsaLambdaLearner
-from rl_autoscaling.training.cli import run_guarded
+from rl_autoscaling.common import rollout
 from rl_autoscaling.reporting.curves import load_training_metrics
+from rl_autoscaling.training import harness as runs
+from rl_autoscaling.training.cli import run_guarded
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD_KEYS = {"episode", "steps", "total_reward", "mean_qos", "final_qos", "processed_tasks",

@@ -5,7 +5,11 @@ import pytest
 
 from rl_autoscaling.config import ConfigError, load_config
 from rl_autoscaling.farm.workload import (
-    generate_workload, phase_arrivals, phase_task_count, processing_times, window_counts,
+    generate_workload,
+    phase_arrivals,
+    phase_task_count,
+    processing_times,
+    window_counts,
 )
 
 

@@ -7,7 +7,7 @@ Three figures, printed (never asserted):
 - greedy .pt: env steps/s of plain-PyTorch greedy roll-outs of the exported network.
 
 The env is the CLIs' (30 steps of 8 s, 8 s window, 12 initial workers); network and batch size
-are the SPEC §6 defaults unless given.
+are the docs/algorithms.md#dqn defaults unless given.
 """
 
 from __future__ import annotations
@@ -39,11 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict[str, float]:
     import ray
 
-    from ..algorithms.dqn.rllib import (
-        DqnHyperparams, dqn_config, learner_module, q_network_state_dict, register_dqn_env)
-    from ..env import OpenFaaSAutoscalingEnv
+    from ..algorithms.dqn.config import DqnHyperparams, dqn_config
+    from ..algorithms.dqn.model import ObservationScaler, build_q_network
+    from ..algorithms.dqn.policy import DqnPolicy
+    from ..algorithms.dqn.training_env import register_dqn_env
+    from ..algorithms.dqn.weights import learner_module, q_network_state_dict
     from ..common.rollout import run_episode
-    from ..algorithms.dqn.model import DqnPolicy, ObservationScaler, build_q_network
+    from ..env import OpenFaaSAutoscalingEnv
 
     env_config = {"max_steps": 30, "step_duration": 8, "observation_window": 8,
                   "initial_workers": 12, "task_seed": args.seed}

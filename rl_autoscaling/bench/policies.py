@@ -19,10 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..training.compare import UsageError, run_policy_episode
 from ..common.metrics import mean_std
-from ..training.agents import (BASELINES, AgentError, AgentOptions, build_policies,
-                                resolve_agents)
+from ..training.agents import BASELINES, AgentError, AgentOptions, build_policies, resolve_agents
+from ..training.compare import UsageError, run_policy_episode
 
 
 def spike_phases() -> list[dict[str, Any]]:

@@ -1,20 +1,18 @@
 """Episode metrics, computed in one place for training, evaluation, comparison and benchmarks.
 
 An :class:`EpisodeTrace` records every step of one episode; its methods produce the records of
-SPEC §8 (``training_metrics.json`` episodes, evaluation summaries, comparison records) so the
+docs/artefacts.md (``training_metrics.json`` episodes, evaluation summaries, comparison records) so the
 numbers mean the same thing everywhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-OBS = {name: i for i, name in enumerate((
-    "input_queue", "worker_queue", "result_queue", "output_queue", "workers",
-    "avg_time", "max_time", "arrival_rate", "qos_rate"))}
+from ..observation import Obs
 
 
 @dataclass
@@ -37,13 +35,13 @@ class EpisodeTrace:
     def record(self, obs: Sequence[float], reward: float, info: Mapping[str, Any]) -> None:
         """Add one step: the observation after the action, its reward and the env's info."""
         self.rewards.append(float(reward))
-        self.qos_rates.append(float(obs[OBS["qos_rate"]]))
-        self.worker_counts.append(float(obs[OBS["workers"]]))
+        self.qos_rates.append(float(obs[Obs.QOS_RATE]))
+        self.worker_counts.append(float(obs[Obs.WORKERS]))
         self.actions.append(int(info.get("applied_delta", 0)))
-        self.queue_lengths.append(float(obs[OBS["worker_queue"]]))
-        self.avg_times.append(float(obs[OBS["avg_time"]]))
-        self.max_times.append(float(obs[OBS["max_time"]]))
-        self.arrival_rates.append(float(obs[OBS["arrival_rate"]]))
+        self.queue_lengths.append(float(obs[Obs.WORKER_QUEUE]))
+        self.avg_times.append(float(obs[Obs.AVG_TIME]))
+        self.max_times.append(float(obs[Obs.MAX_TIME]))
+        self.arrival_rates.append(float(obs[Obs.ARRIVAL_RATE]))
         self.processed_tasks = int(info.get("processed_tasks", self.processed_tasks))
         self.qos_violations = int(info.get("qos_violations", self.qos_violations))
         self.unfinished_tasks = int(info.get("unfinished_tasks", self.unfinished_tasks))
@@ -55,7 +53,7 @@ class EpisodeTrace:
         return len(self.rewards)
 
     def summary(self) -> dict[str, Any]:
-        """Every per-episode figure, by its SPEC §8 name."""
+        """Every per-episode figure, by its docs/artefacts.md name."""
         n = max(1, self.steps)
         deltas = np.asarray(self.actions, dtype=int)
         workers = np.asarray(self.worker_counts, dtype=float)

@@ -30,7 +30,7 @@ class Completions:
     qos: np.ndarray  # bool: completion_time <= deadline
 
     @staticmethod
-    def empty() -> "Completions":
+    def empty() -> Completions:
         z = np.zeros(0)
         return Completions(z, z, np.zeros(0, dtype=bool))
 

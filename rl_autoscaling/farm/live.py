@@ -36,13 +36,19 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..config import FarmConfig
-from .workload import expected_task_count
 from .base import Completions, FarmBackend, FarmSnapshot, ScaleResult
 from .functions.emitter import episode_workload
 from .functions.lifecycle import HEARTBEAT_TTL, active_members, sigterm_exits
-from .functions.protocol import (FarmKeys, LiveFarmError, RedisLink, loads, phase_descriptor,
-                                 redis_url_for)
+from .functions.protocol import (
+    FarmKeys,
+    LiveFarmError,
+    RedisLink,
+    loads,
+    phase_descriptor,
+    redis_url_for,
+)
 from .scalers import Scaler, make_scaler
+from .workload import expected_task_count
 
 #: seconds a generated namespace's keys (output_queue etc.) survive ``LiveFarm.close``
 KEEP_KEYS = 3600

@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> dict:
         times = np.array([r["task_completion_time"] for r in recs], dtype=float)
         qos = np.array([r["task_QoS"] for r in recs], dtype=bool)
         return {
-            "redis_url": farm.redis_url, "key_prefix": farm.keys.prefix, "workers": args.workers, "time_scale": args.time_scale,
+            "redis_url": farm.redis_url, "key_prefix": farm.keys.prefix, "workers": args.workers,
+            "time_scale": args.time_scale,
             "seed": args.seed, "expected_tasks": farm.expected_tasks,
             "enqueued_total": snap.enqueued_total, "collected": len(recs),
             "unique_task_ids": len({r["task_id"] for r in recs}),

@@ -9,7 +9,7 @@ implementations).
 * :class:`OpenFaaSScaler` - the OpenFaaS gateway (``/system/scale-function/{name}``, basic
   auth). The gateway cannot choose which pod goes: prefer ``KubernetesScaler`` when it matters.
 
-Scale-down always goes through SCALE_DOWN SYN/ACK (SPEC §1/§3): the SYN is read by the first
+Scale-down always goes through SCALE_DOWN SYN/ACK (docs/farm.md/§3): the SYN is read by the first
 worker between tasks, so no task is interrupted; with no ACK after ``ack_max_polls`` polls of
 ``ack_poll_interval`` (farm seconds) the request is withdrawn and counts as not applied.
 """
@@ -37,9 +37,19 @@ from typing import Any
 import numpy as np
 
 from ..config import FarmConfig
-from .functions.protocol import (ENV_CONFIG_JSON, ENV_KEY_PREFIX, ENV_PARENT_PID, ENV_PDEATHSIG,
-                                 SCALE_DOWN, FarmKeys, LiveFarmError, RedisLink, config_json,
-                                 control, loads)
+from .functions.protocol import (
+    ENV_CONFIG_JSON,
+    ENV_KEY_PREFIX,
+    ENV_PARENT_PID,
+    ENV_PDEATHSIG,
+    SCALE_DOWN,
+    FarmKeys,
+    LiveFarmError,
+    RedisLink,
+    config_json,
+    control,
+    loads,
+)
 from .simulated import sample
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"

@@ -1,4 +1,4 @@
-"""The simulated twin of the OpenFaaS farm: a discrete-event model built to SPEC §1-§3.
+"""The simulated twin of the OpenFaaS farm: a discrete-event model built to docs/farm.md.
 
 Tasks are generated up front (the emitter is open-loop: its output never depends on scaling)
 and assigned lazily, in FIFO order, as the clock advances:
@@ -29,8 +29,8 @@ from typing import Sequence
 import numpy as np
 
 from ..config import Distribution, FarmConfig
-from .workload import Workload, generate_workload
 from .base import Completions, FarmBackend, FarmSnapshot, ScaleResult
+from .workload import Workload, generate_workload
 
 
 def sample(dist: Distribution, rng: np.random.Generator) -> float:

@@ -1,4 +1,4 @@
-"""Workload generation: phases -> task arrivals, processing times and deadlines (SPEC §2).
+"""Workload generation: phases -> task arrivals, processing times and deadlines (docs/farm.md#workload).
 
 The emitter of the real farm generates each phase in windows of ``window_duration`` seconds:
 with ``remaining`` tasks left and ``k`` windows left it emits ``min(Poisson(remaining / k),

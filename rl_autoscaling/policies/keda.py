@@ -25,7 +25,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .reactive import WORKER_Q, WORKERS, StepPolicy
+from ..observation import Obs
+from .reactive import StepPolicy
 
 
 class KedaQueue(StepPolicy):
@@ -74,10 +75,10 @@ class KedaQueue(StepPolicy):
         else:
             self.clock += float(info.get("step_duration", self.step_duration) or self.step_duration)
         now = self.clock
-        workers = int(round(float(obs[WORKERS])))
+        workers = int(round(float(obs[Obs.WORKERS])))
         if not self.history and self.stabilization_window > 0:
             self.history.append((now, workers))  # the HPA's seed: the current replica count
-        want = self.desired(obs[WORKER_Q])
+        want = self.desired(obs[Obs.WORKER_QUEUE])
         self.history.append((now, want))
         while self.history and self.history[0][0] < now - self.stabilization_window - 1e-9:
             self.history.popleft()

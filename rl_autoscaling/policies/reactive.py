@@ -1,4 +1,4 @@
-"""The reactive baselines of the original toolkit (SPEC §7, the "FARM analytical model").
+"""The reactive baselines of the original toolkit (docs/baselines.md, the "FARM analytical model").
 
 Each step the policy estimates how many workers the current load needs (``N_opt``) and how
 many of the current workers are busy with tasks already in flight, then moves the worker count
@@ -14,7 +14,7 @@ one step toward ``N_opt``:
     delta  = N_opt - (W - busy);  >= 0.5 -> +1, <= -0.5 -> -1, else 0
 
 ``E`` is the farm's ``enqueued_total`` counter as last mirrored from a *step's* ``info``.
-Interpretation (documented because SPEC §7 only says "0 after reset"): the original scripts
+Interpretation (documented because docs/baselines.md only says "0 after reset"): the original scripts
 copied ``info["enqueued_total"]`` into the policy after every ``env.step`` and cleared it on
 reset, so the first decision of an episode (taken on the reset observation) sees ``E = 0`` even
 though the reset ``info`` may already count tasks; every later decision sees the
@@ -29,10 +29,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..observation import Obs
 from .base import Policy
-
-# Observation indices (SPEC §4).
-INPUT_Q, WORKER_Q, RESULT_Q, OUTPUT_Q, WORKERS, AVG_TIME, MAX_TIME, ARRIVAL, QOS = range(9)
 
 
 def action_for_delta(action_deltas: Sequence[int], delta: int) -> int:
@@ -71,7 +69,7 @@ class StepPolicy(Policy):
 
 
 class ReactivePolicy(StepPolicy):
-    """SPEC §7 reactive rule; subclasses choose the service-time estimate ``T``.
+    """docs/baselines.md reactive rule; subclasses choose the service-time estimate ``T``.
 
     Args:
         horizon: H, seconds over which the queue should be drained (default 8).
@@ -106,8 +104,9 @@ class ReactivePolicy(StepPolicy):
             self.last_enqueued = 0  # reset info: nothing mirrored yet
         elif "enqueued_total" in info:
             self.last_enqueued = int(info["enqueued_total"])
-        worker_q, result_q, output_q = float(obs[WORKER_Q]), float(obs[RESULT_Q]), float(obs[OUTPUT_Q])
-        workers, arrival = float(obs[WORKERS]), float(obs[ARRIVAL])
+        worker_q, result_q = float(obs[Obs.WORKER_QUEUE]), float(obs[Obs.RESULT_QUEUE])
+        output_q = float(obs[Obs.OUTPUT_QUEUE])
+        workers, arrival = float(obs[Obs.WORKERS]), float(obs[Obs.ARRIVAL_RATE])
         t = self.service_time(obs)
         h_eff = max(self.horizon, t, 1.0)
         n_opt = max(1.0, (arrival * t + worker_q / h_eff * t) * self.safety_factor)
@@ -128,7 +127,7 @@ class ReactivePolicy(StepPolicy):
 class ReactiveAverage(ReactivePolicy):
     """Reactive rule on the mean completion time: T = max(avg_time, 0.1).
 
-    Defaults: horizon 8 s, safety 1.0, adjustment 0.5 (SPEC §7).
+    Defaults: horizon 8 s, safety 1.0, adjustment 0.5 (docs/baselines.md).
     """
 
     name = "ReactiveAverage"
@@ -139,13 +138,13 @@ class ReactiveAverage(ReactivePolicy):
         super().__init__(horizon, safety_factor, adjustment_factor, action_deltas)
 
     def service_time(self, obs: np.ndarray) -> float:
-        return max(float(obs[AVG_TIME]), 0.1)
+        return max(float(obs[Obs.AVG_TIME]), 0.1)
 
 
 class ReactiveMaximum(ReactivePolicy):
     """Reactive rule on the worst completion time: T = max(max_time, avg_time, 0.1).
 
-    Defaults: horizon 8 s, safety 1.0, adjustment 1.0 (SPEC §7).
+    Defaults: horizon 8 s, safety 1.0, adjustment 1.0 (docs/baselines.md).
     """
 
     name = "ReactiveMaximum"
@@ -156,7 +155,7 @@ class ReactiveMaximum(ReactivePolicy):
         super().__init__(horizon, safety_factor, adjustment_factor, action_deltas)
 
     def service_time(self, obs: np.ndarray) -> float:
-        return max(float(obs[MAX_TIME]), float(obs[AVG_TIME]), 0.1)
+        return max(float(obs[Obs.MAX_TIME]), float(obs[Obs.AVG_TIME]), 0.1)
 
 
 __all__ = ["ReactiveAverage", "ReactiveMaximum", "ReactivePolicy", "StepPolicy",

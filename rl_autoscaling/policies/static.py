@@ -6,7 +6,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .reactive import WORKERS, StepPolicy
+from ..observation import Obs
+from .reactive import StepPolicy
 
 
 class Static(StepPolicy):
@@ -26,7 +27,7 @@ class Static(StepPolicy):
         self.workers = int(workers)
 
     def act(self, obs: np.ndarray, info: Mapping[str, Any]) -> int:
-        return self.action(int(np.sign(self.workers - round(float(obs[WORKERS])))))
+        return self.action(int(np.sign(self.workers - round(float(obs[Obs.WORKERS])))))
 
 
 __all__ = ["Static"]

@@ -2,7 +2,7 @@
 [--evaluation JSON]``.
 
 ``SOURCE`` is a ``training_metrics.json``, a ``logs/training.log`` or a run directory (which
-uses its ``training_metrics.json``, else its ``logs/training.log``). The figure (SPEC §8) has
+uses its ``training_metrics.json``, else its ``logs/training.log``). The figure (docs/artefacts.md) has
 stacked panels over episodes: total reward, final QoS, max workers and scaling actions (scale
 up + scale down), each raw and as a moving average of window ``min(15, max(3, n // 10))``;
 checkpoint evaluations (mean +- std) are overlaid when ``evaluation_metrics.json`` sits in the
@@ -16,11 +16,9 @@ a bare list instead of ``{"episodes": [...]}``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
-import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -38,7 +36,7 @@ PANELS = (
     ("Max workers", "max_workers", "max_workers"),
     ("Scaling actions", "scaling_actions", "scaling_actions"),
 )
-#: Names the log parser maps to the SPEC field names (lower case, spaces as '_').
+#: Names the log parser maps to the record field names (docs/artefacts.md) (lower case, spaces as '_').
 LOG_ALIASES = {
     "reward": "total_reward", "total_reward": "total_reward", "final_qos": "final_qos",
     "qos": "mean_qos", "mean_qos": "mean_qos", "max_workers": "max_workers",
@@ -64,7 +62,7 @@ class MetricsFormatError(ValueError):
 # ---------------------------------------------------------------------------- readers
 
 def moving_average_window(n: int) -> int:
-    """The SPEC §8 smoothing window for ``n`` episodes: min(15, max(3, n // 10))."""
+    """The docs/artefacts.md smoothing window for ``n`` episodes: min(15, max(3, n // 10))."""
     return min(15, max(3, n // 10))
 
 
@@ -117,7 +115,7 @@ def _records(data: Any, key: str, source: Path) -> list[dict[str, Any]]:
 
 def parse_training_log(text: str) -> list[dict[str, Any]]:
     """Episode records from a training log: every line with ``Episode N`` (or ``N/T``) and
-    ``name=value`` or ``name: value`` pairs, names as in SPEC §8 or the usual short forms
+    ``name=value`` or ``name: value`` pairs, names as in docs/artefacts.md or the usual short forms
     (``Reward``, ``Final QoS``, ``Scale ups``, ...). Evaluation and ``Episode N summary``
     lines are skipped; a later line for the same episode replaces an earlier one."""
     by_episode: dict[int, dict[str, Any]] = {}
@@ -203,7 +201,7 @@ def plot_training_curves(episodes: Sequence[Mapping[str, Any]] | str | Path,
                          output: str | Path | None = None,
                          evaluation: Sequence[Mapping[str, Any]] | str | Path | None = None,
                          title: str | None = None) -> Path:
-    """Draw the SPEC §8 training curves to ``output``; returns the PNG path.
+    """Draw the docs/artefacts.md training curves to ``output``; returns the PNG path.
 
     Args:
         episodes: episode records, or a metrics source (JSON, log or run directory).

@@ -1,4 +1,4 @@
-"""Export Tune trials into the seed's run layout (SPEC §8).
+"""Export Tune trials into the seed's run layout (docs/artefacts.md).
 
     python -m rl_autoscaling.export <trial-or-experiment-dir> [--output runs/]
 

@@ -12,7 +12,8 @@ report the same things:
   reward, so Tune's CSV/JSON/TensorBoard logs and progress table show them;
 * Ray custom metrics (``ray.util.metrics``) ``rl_autoscaling_episode_final_qos``,
   ``..._mean_workers``, ``..._scaling_actions``, ``..._reward`` (gauges, tagged with the
-  algorithm, the Tune experiment and the trial id) and the counter ``rl_autoscaling_episodes_total``: they appear in the dashboard's
+  algorithm, the Tune experiment and the trial id) and the counter
+  ``rl_autoscaling_episodes_total``: they appear in the dashboard's
   Metrics view and in the node's Prometheus export (prefixed ``ray_``).
 """
 
@@ -100,7 +101,7 @@ class AutoscalingCallbacks(RLlibCallback):
                         **kwargs) -> None:
         if "mean_final_qos" in evaluation_metrics:
             return  # SARSA reports the checkpoint record itself
-        from ..algorithms.dqn.rllib import pop_finished_traces
+        from ..algorithms.dqn.training_env import pop_finished_traces
         from ..common.metrics import checkpoint_evaluation
 
         traces = pop_finished_traces(getattr(algorithm, "eval_env_runner", None))
@@ -111,7 +112,7 @@ class AutoscalingCallbacks(RLlibCallback):
 def _pop_training_traces(algorithm) -> list:
     """Finished training-episode traces of the local env runner and, with remote env runners
     (``num_env_runners > 0``), of every healthy remote one (in runner order)."""
-    from ..algorithms.dqn.rllib import pop_finished_traces
+    from ..algorithms.dqn.training_env import pop_finished_traces
 
     group = getattr(algorithm, "env_runner_group", None)
     if group is not None and group.num_remote_env_runners() > 0:
@@ -123,7 +124,7 @@ def _pop_training_traces(algorithm) -> list:
 def _dqn_training_records(algorithm, result: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Training records of the episodes DQN finished this iteration (all env runners)."""
     try:
-        from ..algorithms.dqn.rllib import epsilon_at
+        from ..algorithms.dqn.schedule import epsilon_at
     except ImportError:  # pragma: no cover - DQN not installed
         return []
     traces = _pop_training_traces(algorithm)

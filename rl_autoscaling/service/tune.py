@@ -33,7 +33,7 @@ def training_keys(algo: str) -> set[str]:
     if algo == "dqn":
         import dataclasses
 
-        from ..algorithms.dqn.rllib import DqnHyperparams
+        from ..algorithms.dqn.config import DqnHyperparams
 
         return {f.name for f in dataclasses.fields(DqnHyperparams)}
     import inspect
@@ -61,7 +61,8 @@ def algorithm_config(algo: str, params: Mapping[str, Any]):
     resources = dict(params.get("resources", {}))
     seed = params.get("seed")
     if algo == "dqn":
-        from ..algorithms.dqn.rllib import DqnHyperparams, dqn_config, register_dqn_env
+        from ..algorithms.dqn.config import DqnHyperparams, dqn_config
+        from ..algorithms.dqn.training_env import register_dqn_env
 
         register_dqn_env()
         config = dqn_config(DqnHyperparams(**training), env_config, seed=seed)
@@ -129,9 +130,9 @@ def write_model_file(algorithm, algo: str, checkpoint_dir: Path) -> Path:
 
     The exporter copies these into ``models/`` without loading any pickle or Ray checkpoint.
     """
+    from ..common.modelio import atomic_write_json
     from .export import MODEL_INFO
     from .kpis import episodes_done
-    from ..common.modelio import atomic_write_json
 
     episode = episodes_done(algorithm)
     if algo == "sarsa":
@@ -139,10 +140,11 @@ def write_model_file(algorithm, algo: str, checkpoint_dir: Path) -> Path:
     else:
         import dataclasses
 
-        from ..algorithms.dqn.rllib import (DqnHyperparams, epsilon_at, learner_module,
-                                     q_network_state_dict)
-        from ..env import env_creator
+        from ..algorithms.dqn.config import DqnHyperparams
         from ..algorithms.dqn.model import save_dqn_model
+        from ..algorithms.dqn.schedule import epsilon_at
+        from ..algorithms.dqn.weights import learner_module, q_network_state_dict
+        from ..env import env_creator
 
         params = getattr(algorithm, "_farm_params", {})
         hp = DqnHyperparams(**params.get("training", {}))

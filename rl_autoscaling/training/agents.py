@@ -114,14 +114,7 @@ def _model_path(agent: str, path: str | Path | None, flag: str, suffix: str) -> 
     return p
 
 
-def _load_trained(agent: str, module: str, cls: str, path: Path):
-    import importlib
-
-    try:
-        policy_cls = getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError):
-        raise AgentError(f"agent {agent} is not available in this build ({module}.{cls} "
-                         "is missing)") from None
+def _load_trained(agent: str, policy_cls: type, path: Path):
     try:
         return policy_cls.load(path)
     except Exception as exc:  # any failure to read the file is the user's one-line error
@@ -152,10 +145,14 @@ def build_policy(name: str, opts: AgentOptions | None = None) -> Policy:
     deltas = tuple(opts.action_deltas)
     if canon == "SARSA":
         path = _model_path(canon, opts.model, "--model", ".pkl")
-        policy = _load_trained(canon, "rl_autoscaling.algorithms.sarsa.policy", "SarsaPolicy", path)
+        from ..algorithms.sarsa.policy import SarsaPolicy
+
+        policy = _load_trained(canon, SarsaPolicy, path)
     elif canon == "DQN":
         path = _model_path(canon, opts.dqn_model, "--dqn-model", ".pt")
-        policy = _load_trained(canon, "rl_autoscaling.algorithms.dqn.model", "DqnPolicy", path)
+        from ..algorithms.dqn.policy import DqnPolicy
+
+        policy = _load_trained(canon, DqnPolicy, path)
     elif canon == "ReactiveAverage":
         policy = ReactiveAverage(horizon=opts.horizon, action_deltas=deltas)
     elif canon == "ReactiveMaximum":

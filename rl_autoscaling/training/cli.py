@@ -2,7 +2,7 @@
 
 ``add_env_args(parser)`` adds ``--max-steps --step-duration --observation-window
 --initial-workers --task-seed --phase-shuffle --phase-shuffle-seed --config --backend`` with
-the CLI defaults of SPEC §4/§5 (30 steps of 8 s, 8 s window, 12 workers, task seed 42);
+the CLI defaults of docs/env.md/§5 (30 steps of 8 s, 8 s window, 12 workers, task seed 42);
 ``env_config_from_args(args)`` turns them into the env's ``env_config`` (also Ray's).
 
 ``run_guarded(fn)`` runs ``fn()`` and turns a ``ConfigError`` / ``ValueError`` /
@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from ..common.errors import EXIT_INTERRUPTED, run_guarded
 
-#: CLI defaults of the env flags (SPEC §5; the env's own defaults are SPEC §4's).
+#: CLI defaults of the env flags (docs/algorithms.md#sarsalambda; the env's own defaults are docs/env.md's).
 ENV_DEFAULTS: dict[str, Any] = {
     "max_steps": 30,
     "step_duration": 8.0,

@@ -5,7 +5,7 @@ Every agent plays the same episodes: episode ``i`` of every agent runs on
 given), so all agents face identical workloads, processing times and farm latencies. (The
 original toolkit re-drew the workload for each agent, so its comparisons mixed policy and luck.)
 
-Output (SPEC §8): ``<output-dir>/compare_<UTC YYYYmmdd_HHMMSS>/`` with
+Output (docs/artefacts.md): ``<output-dir>/compare_<UTC YYYYmmdd_HHMMSS>/`` with
 ``aggregated_results.json`` (``{"agents": {Name: {"records": [...], "summary": {metric:
 {"mean", "std"}}}}, "settings": {...}}``), ``comparison.log`` (a per-step table per episode
 and agent, then the summary), ``comparison_plots.png`` (2x2: processing time, QoS %, workers,
@@ -31,13 +31,20 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .cli import BACKENDS
-from ..farm.live import add_live_arguments, live_backend_options
 from ..common.metrics import EpisodeTrace, mean_std
 from ..common.rollout import run_episode
+from ..farm.live import add_live_arguments, live_backend_options
 from ..policies.base import Policy
-from .agents import (BASELINES, AgentError, AgentOptions, build_policies,
-                                canonical_name, is_baseline, resolve_agents)
+from .agents import (
+    BASELINES,
+    AgentError,
+    AgentOptions,
+    build_policies,
+    canonical_name,
+    is_baseline,
+    resolve_agents,
+)
+from .cli import BACKENDS
 
 RESULTS_FILE = "aggregated_results.json"
 LOG_FILE = "comparison.log"

@@ -1,6 +1,7 @@
 """Train the DQN autoscaler with RLlib: ``python -m rl_autoscaling.train_dqn [flags]``.
 
-RLlib's ``DQN`` (configured by :func:`rl_autoscaling.algorithms.dqn.rllib.dqn_config`, SPEC §6) is
+RLlib's ``DQN`` (configured by :func:`rl_autoscaling.algorithms.dqn.config.dqn_config`,
+docs/algorithms.md#dqn) is
 driven by its local env runner on the farm env (the simulated twin unless ``--backend live``).
 Each ``algo.train()`` call samples ``--max-steps`` env steps with one gradient update per step;
 episodes are reported in the order the env runner finishes them, and training stops once
@@ -10,7 +11,7 @@ steps of one more episode; that partial episode is not reported).
 The shared harness (:mod:`rl_autoscaling.training.harness`) writes
 ``<output-dir>/dqn_run_<UTC YYYYmmdd_HHMMSS>/``:
 
-- ``logs/training.log``: one line per episode (every SPEC §8 field, progress, ETA),
+- ``logs/training.log``: one line per episode (every docs/artefacts.md field, progress, ETA),
   checkpoints and evaluations
 - ``models/dqn_epNNNN.pt`` every ``--checkpoint-every`` episodes, ``models/dqn_final.pt``,
   ``models/dqn_interrupt.pt`` on Ctrl+C; next to each, the RLlib checkpoint
@@ -45,10 +46,16 @@ from typing import Any, Mapping, Sequence
 
 from ..common.metrics import EpisodeTrace
 from ..common.rollout import evaluate_checkpoint, evaluation_env_config
-from .cli import (add_checkpoint_args, add_training_args, env_config_from_args,
-                  nonnegative_int, positive_float, positive_int, trainer_main)
-from .harness import (RunDirectory, close_logger, run_training, setup_run_logger,
-                      stop_algorithm)
+from .cli import (
+    add_checkpoint_args,
+    add_training_args,
+    env_config_from_args,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    trainer_main,
+)
+from .harness import RunDirectory, close_logger, run_training, setup_run_logger, stop_algorithm
 
 ALGO = "dqn"
 
@@ -58,7 +65,7 @@ ALGO = "dqn"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rl_autoscaling.train_dqn",
-        description="Train the two-layer, Polyak-updated DQN autoscaler with RLlib (SPEC §6).")
+        description="Train the two-layer, Polyak-updated DQN autoscaler with RLlib (docs/algorithms.md#dqn).")
     add_training_args(p, "dqn", episodes=120)
     g = p.add_argument_group("DQN")
     a = g.add_argument
@@ -98,7 +105,7 @@ def hyperparams_of(args: argparse.Namespace):
 
     Raises ``ValueError`` (one line) for invalid values or an unreadable / missing model.
     """
-    from ..algorithms.dqn.rllib import DqnHyperparams
+    from ..algorithms.dqn.config import DqnHyperparams
     from ..algorithms.dqn.model import load_dqn_model
 
     resumed = None
@@ -136,8 +143,9 @@ class DqnTrainer:
 
     def __init__(self, args: argparse.Namespace, env_config: Mapping[str, Any], hp,
                  resumed: Mapping[str, Any] | None, log: logging.Logger) -> None:
-        from ..algorithms.dqn.rllib import (
-            dqn_config, epsilon_schedule, register_dqn_env, training_envs)
+        from ..algorithms.dqn.config import dqn_config
+        from ..algorithms.dqn.schedule import epsilon_schedule
+        from ..algorithms.dqn.training_env import register_dqn_env, training_envs
 
         self.args, self.env_config, self.hp, self.log = args, dict(env_config), hp, log
         self.schedule = epsilon_schedule(hp.epsilon_start, hp.epsilon_end, hp.epsilon_decay,
@@ -155,12 +163,12 @@ class DqnTrainer:
             self._resume(Path(args.resume_model), resumed)
 
     def _module(self):
-        from ..algorithms.dqn.rllib import learner_module
+        from ..algorithms.dqn.weights import learner_module
 
         return learner_module(self.algo)
 
     def _resume(self, path: Path, data: Mapping[str, Any] | None) -> None:
-        from ..algorithms.dqn.rllib import load_q_network_state
+        from ..algorithms.dqn.weights import load_q_network_state
 
         ckpt = path if path.is_dir() else None
         if ckpt is None and data and data.get("rllib_checkpoint"):
@@ -177,14 +185,14 @@ class DqnTrainer:
 
     def epsilon(self) -> float:
         """Epsilon of the next episode (RLlib's schedule at its first env step)."""
-        from ..algorithms.dqn.rllib import epsilon_at
+        from ..algorithms.dqn.schedule import epsilon_at
 
         return epsilon_at(self.schedule, self.env_steps)
 
     # -- harness callables ---------------------------------------------------------------
 
     def train_episode(self, episode: int) -> dict[str, Any]:
-        from ..algorithms.dqn.rllib import MEAN_LOSS_COUNT, MEAN_LOSS_SUM
+        from ..algorithms.dqn.learner import MEAN_LOSS_COUNT, MEAN_LOSS_SUM
 
         while not self._pending:
             result = self.algo.train()
@@ -202,8 +210,8 @@ class DqnTrainer:
 
     def save_model(self, path: Path, completed: int) -> None:
         """``path`` (.pt) and, beside it, the RLlib checkpoint ``<stem>_rllib/``."""
-        from ..algorithms.dqn.rllib import q_network_state_dict
         from ..algorithms.dqn.model import save_dqn_model
+        from ..algorithms.dqn.weights import q_network_state_dict
 
         ckpt = path.with_name(f"{path.stem}_rllib")
         try:
@@ -220,8 +228,9 @@ class DqnTrainer:
 
     def greedy_policy(self):
         """The current online network as a plain-torch ``DqnPolicy`` (what the .pt holds)."""
-        from ..algorithms.dqn.rllib import q_network_state_dict
-        from ..algorithms.dqn.model import DqnPolicy, ObservationScaler, build_q_network
+        from ..algorithms.dqn.model import ObservationScaler, build_q_network
+        from ..algorithms.dqn.policy import DqnPolicy
+        from ..algorithms.dqn.weights import q_network_state_dict
 
         net = build_q_network(len(self.obs_low), self.hp.hidden_layers, self.action_size)
         net.load_state_dict(q_network_state_dict(self._module()))

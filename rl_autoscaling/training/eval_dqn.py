@@ -10,7 +10,6 @@ the JSON summary (default ``runs/dqn_eval_results.json``) are described in
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -27,12 +26,12 @@ def load_policy(args: argparse.Namespace, env):
     if not path.exists():
         raise ValueError(f"model not found: {path}")
     if path.is_dir():
-        from ..algorithms.dqn.rllib import RllibDqnPolicy
         from ..algorithms.dqn.model import ObservationScaler
+        from ..algorithms.dqn.rllib_policy import RllibDqnPolicy
 
         return RllibDqnPolicy.from_checkpoint(path, ObservationScaler.from_space(
             env.observation_space))
-    from ..algorithms.dqn.model import DqnPolicy
+    from ..algorithms.dqn.policy import DqnPolicy
 
     policy = DqnPolicy.load(path)
     low = np.asarray(policy.metadata.get("obs_low", []), dtype=np.float32)

@@ -7,7 +7,6 @@ Q-table lookups, no exploration, no Ray. Reports, plots and the JSON summary (de
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 

@@ -4,7 +4,7 @@ Plays ``--episodes`` greedy episodes, episode i (0-based) seeded ``--seed + i`` 
 policies tested with the same flags see the same workloads), prints a per-step table and a
 per-episode summary (``total_reward``, ``mean_reward``, ``mean_qos``, ``final_qos``, mean/max
 workers, scaling/no-op counts), and writes ``<output dir>/<algo>_eval_<UTC ts>/`` with
-``logs/evaluation.log`` and ``plots/episode_NNN.png``; the JSON summary (SPEC §8) goes to
+``logs/evaluation.log`` and ``plots/episode_NNN.png``; the JSON summary (docs/artefacts.md) goes to
 ``--output`` and into that directory.
 """
 
@@ -17,11 +17,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .cli import add_env_args, env_config_from_args, positive_int, run_guarded
 from ..common.metrics import EpisodeTrace
-from ..common.rollout import run_episode
 from ..common.modelio import atomic_write_json
+from ..common.rollout import run_episode
+from ..observation import Obs
 from ..policies.base import Policy
+from .cli import add_env_args, env_config_from_args, positive_int, run_guarded
 from .harness import close_logger, utc_timestamp
 
 STEP_HEADER = (f"{'ep':>3} {'step':>4} {'delta':>5} {'workers':>7} {'queue':>6} {'avg_t':>6} "
@@ -49,8 +50,9 @@ def build_parser(algo: str, description: str, model_help: str,
 
 def step_row(episode: int, obs: Sequence[float], reward: float, info: Mapping[str, Any]) -> str:
     """One row of the per-step table."""
-    return (f"{episode:>3} {info['step']:>4} {info['applied_delta']:>+5d} {obs[4]:>7.0f} "
-            f"{obs[1]:>6.0f} {obs[5]:>6.2f} {obs[6]:>6.2f} {obs[7]:>7.2f} {obs[8]:>6.3f} "
+    return (f"{episode:>3} {info['step']:>4} {info['applied_delta']:>+5d} {obs[Obs.WORKERS]:>7.0f} "
+            f"{obs[Obs.WORKER_QUEUE]:>6.0f} {obs[Obs.AVG_TIME]:>6.2f} {obs[Obs.MAX_TIME]:>6.2f} "
+            f"{obs[Obs.ARRIVAL_RATE]:>7.2f} {obs[Obs.QOS_RATE]:>6.3f} "
             f"{reward:>8.2f}")
 
 
@@ -95,7 +97,7 @@ def plot_episode(trace: EpisodeTrace, path: Path, title: str) -> Path:
 
 
 def summarize(records: Sequence[Mapping[str, Any]], run_dir: Path) -> dict[str, Any]:
-    """The SPEC §8 evaluation summary (plus ``mean_final_qos``)."""
+    """The docs/artefacts.md evaluation summary (plus ``mean_final_qos``)."""
     def mean(key: str) -> float:
         return float(np.mean([r[key] for r in records])) if records else 0.0
 

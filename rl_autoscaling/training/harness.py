@@ -1,5 +1,5 @@
 """The training harness shared by every trainer (``train_sarsa``, ``train_dqn``): run
-directories, logging, metric files, checkpoint evaluation and Ctrl+C handling (SPEC §8).
+directories, logging, metric files, checkpoint evaluation and Ctrl+C handling (docs/artefacts.md).
 
 A trainer supplies three callables and :func:`run_training` does the rest::
 
@@ -14,7 +14,7 @@ A trainer supplies three callables and :func:`run_training` does the rest::
 
 - ``training_metrics.json`` / ``evaluation_metrics.json`` are rewritten atomically after
   every episode / checkpoint, so a crash never loses finished episodes.
-- One log line per episode (every SPEC §8 field as ``key=value``, then progress and ETA);
+- One log line per episode (every docs/artefacts.md field as ``key=value``, then progress and ETA);
   ``plot_training`` can rebuild the curves from ``logs/training.log`` alone.
 - Every ``checkpoint_every`` episodes: ``models/<algo>_epNNNN<suffix>``, then a greedy
   evaluation; at the end ``models/<algo>_final<suffix>``, a last evaluation if the last
@@ -46,7 +46,7 @@ TRAINING_METRICS = "training_metrics.json"
 EVALUATION_METRICS = "evaluation_metrics.json"
 TRAINING_LOG = "training.log"
 TRAINING_CURVES = "training_curves.png"
-#: Order of the fields in an episode log line (the SPEC §8 record).
+#: Order of the fields in an episode log line (the docs/artefacts.md record).
 EPISODE_FIELDS = ("total_reward", "final_qos", "mean_qos", "max_workers", "mean_workers",
                   "scale_up_count", "scale_down_count", "noop_count", "epsilon", "steps",
                   "processed_tasks", "qos_violations", "unfinished_tasks", "mean_loss")
@@ -66,7 +66,7 @@ class RunDirectory:
 
     @classmethod
     def create(cls, output_dir: str | Path, algo: str,
-               timestamp: str | None = None) -> "RunDirectory":
+               timestamp: str | None = None) -> RunDirectory:
         """Create the run directory with ``logs/``, ``models/`` and ``plots/``. A clash (two
         runs in the same second) gets a ``_2``, ``_3``, ... suffix."""
         base = Path(output_dir) / f"{algo}_run_{timestamp or utc_timestamp()}"
@@ -193,7 +193,7 @@ def format_duration(seconds: float) -> str:
 
 
 def episode_line(record: Mapping[str, Any], total: int | None = None) -> str:
-    """``Episode N/T key=value ...`` with every SPEC §8 field present in ``record``."""
+    """``Episode N/T key=value ...`` with every docs/artefacts.md field present in ``record``."""
     ep = int(record["episode"])
     head = f"Episode {ep}/{total}" if total else f"Episode {ep}"
     parts = [f"{k}={_fmt(record[k])}" for k in EPISODE_FIELDS if record.get(k) is not None]

@@ -1,6 +1,7 @@
 """Train tabular SARSA(lambda): ``python -m rl_autoscaling.train_sarsa [flags]``.
 
-The flags and defaults are SPEC §5's (the seed README's command runs as written); ``--config``
+The flags and defaults are the seed toolkit's (docs/algorithms.md#sarsalambda; the seed README's
+command runs as written); ``--config``
 picks a farm YAML and ``--backend`` the simulated twin (default) or the live farm.
 
 One code path with Ray Tune: the loop calls ``SarsaLambda.train()`` (the RLlib ``Algorithm``
@@ -34,8 +35,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..algorithms.sarsa.tabular import DEFAULT_BINS, SarsaHyperparams, SarsaLambdaLearner
-from .cli import (add_checkpoint_args, add_training_args, env_config_from_args,
-                  nonnegative_int, trainer_main)
+from .cli import (
+    add_checkpoint_args,
+    add_training_args,
+    env_config_from_args,
+    nonnegative_int,
+    trainer_main,
+)
 from .harness import RunDirectory, close_logger, run_training, setup_run_logger, stop_algorithm
 
 ALGO = "sarsa"
@@ -50,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("SARSA(lambda)")
     g.add_argument("--bins", type=int, nargs=9, default=None, metavar="N",
                    help="bins per observation dimension (default "
-                        f"{' '.join(map(str, DEFAULT_BINS))} with the SPEC's explicit edges; "
+                        f"{' '.join(map(str, DEFAULT_BINS))} with the documented explicit edges; "
                         "other values: equal-width bins between the observation bounds)")
     g.add_argument("--alpha", type=float, default=hp.alpha,
                    help="learning rate (default %(default)s)")

@@ -28,10 +28,13 @@ import torch
 from torch import nn
 
 from ...common.modelio import ModelFileError, atomic_write_bytes
-from ...policies.base import Policy
 
 PT_FORMAT = "rl_autoscaling.dqn"
+
+
 PT_VERSION = 1
+
+
 _REQUIRED = ("state_dict", "obs_low", "obs_high", "hidden_layers", "obs_size", "action_size")
 
 
@@ -57,7 +60,7 @@ class ObservationScaler:
                                ).astype(np.float32)
 
     @classmethod
-    def from_space(cls, space) -> "ObservationScaler":
+    def from_space(cls, space) -> ObservationScaler:
         """From a Gymnasium ``Box`` (the env's ``observation_space``)."""
         return cls(space.low, space.high)
 
@@ -144,47 +147,6 @@ def load_dqn_model(path: str | Path) -> dict[str, Any]:
     return data
 
 
-class DqnPolicy(Policy):
-    """Greedy policy of a trained DQN: ``argmax_a Q(scale(obs), a)``.
-
-    Args:
-        q_network: the MLP mapping scaled observations to Q-values.
-        scaler: the observation scaler used in training.
-        metadata: the rest of the model file (hyperparams, episode, ...), for reports.
-    """
-
-    name = "DQN"
-
-    def __init__(self, q_network: nn.Module, scaler: ObservationScaler,
-                 metadata: Mapping[str, Any] | None = None) -> None:
-        self.q_network = q_network.eval()
-        self.scaler = scaler
-        self.metadata = dict(metadata or {})
-
-    @classmethod
-    def load(cls, path: str | Path) -> "DqnPolicy":
-        """Build the policy from a ``.pt`` model file (see the module docstring)."""
-        data = load_dqn_model(path)
-        net = build_q_network(int(data["obs_size"]), data["hidden_layers"],
-                              int(data["action_size"]))
-        try:
-            net.load_state_dict(data["state_dict"])
-        except (RuntimeError, TypeError) as exc:
-            raise DqnModelError(f"{path}: Q-network weights do not match hidden layers "
-                                f"{data['hidden_layers']}: {exc}") from None
-        meta = {k: v for k, v in data.items() if k != "state_dict"}
-        return cls(net, ObservationScaler(data["obs_low"], data["obs_high"]), meta)
-
-    def q_values(self, obs: np.ndarray) -> np.ndarray:
-        """Q-values of one observation (or a batch of them)."""
-        x = torch.as_tensor(self.scaler(obs))
-        with torch.no_grad():
-            return self.q_network(x).numpy()
-
-    def act(self, obs: np.ndarray, info: Mapping[str, Any] | None = None) -> int:
-        return int(np.argmax(self.q_values(obs)))
-
-
 def _plain(value: Any) -> Any:
     """Reduce a value to what ``torch.load(weights_only=True)`` accepts."""
     if isinstance(value, Mapping):
@@ -198,7 +160,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return str(value)
-
-
-__all__ = ["DqnModelError", "DqnPolicy", "ObservationScaler", "PT_FORMAT", "build_q_network",
-           "load_dqn_model", "save_dqn_model"]

@@ -1,4 +1,4 @@
-"""Tabular SARSA(lambda) as an RLlib ``Algorithm`` on the new API stack (SPEC §5).
+"""Tabular SARSA(lambda) as an RLlib ``Algorithm`` on the new API stack (docs/algorithms.md#sarsalambda).
 
 Usage::
 
@@ -73,8 +73,8 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 from ray.tune.result import TRAINING_ITERATION
 from typing_extensions import Self
 
-from ...env import RAY_ENV_NAME, register_ray_env
 from ...common.rollout import evaluate_checkpoint, evaluation_env_config
+from ...env import RAY_ENV_NAME, register_ray_env
 from .tabular import (  # noqa: F401  (re-exported: the tabular core)
     ACTION_SIZE,
     DEFAULT_BINS,
@@ -94,7 +94,7 @@ _STATE = "sarsa_learner"
 
 
 class SarsaLambdaConfig(AlgorithmConfig):
-    """Configuration of :class:`SarsaLambda` (defaults: SPEC §5)."""
+    """Configuration of :class:`SarsaLambda` (defaults: docs/algorithms.md#sarsalambda)."""
 
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class or SarsaLambda)
@@ -147,7 +147,7 @@ class SarsaLambdaConfig(AlgorithmConfig):
             epsilon_decay: per-episode multiplicative epsilon decay.
             trace_lambda: eligibility-trace decay; <= 0 is one-step SARSA.
             trace_threshold: a state's trace is dropped once max|e| falls below this.
-            bins: nine bin counts; the default bins use the SPEC's explicit edges, any other
+            bins: nine bin counts; the default bins use the documented explicit edges, any other
                 bins equal-width bins between the env's observation bounds.
             edges: explicit per-dimension edges (overrides ``bins``), or None.
             episodes_per_iteration: training episodes per ``train()`` call.

@@ -1,6 +1,6 @@
 """Greedy SARSA inference from a ``sarsa_*.pkl`` model (no Ray needed).
 
-The model file holds plain values only (SPEC §5: ``action_size``, ``hyperparams``,
+The model file holds plain values only (docs/algorithms.md#sarsalambda: ``action_size``, ``hyperparams``,
 ``discretisation`` with its edges, ``epsilon``, ``q_table``); it is read through the
 restricted unpickler of :mod:`rl_autoscaling.common.modelio`, so a tampered file is refused with a
 ``ModelFileError`` and never runs code. Files of the original toolkit load too.
@@ -17,8 +17,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .tabular import SarsaLambdaLearner
 from ...policies.base import Policy
+from .tabular import SarsaLambdaLearner
 
 
 class SarsaPolicy(Policy):
@@ -38,7 +38,7 @@ class SarsaPolicy(Policy):
         self.unseen_states = 0  # lookups of states absent from the Q-table
 
     @classmethod
-    def load(cls, path: str | Path) -> "SarsaPolicy":
+    def load(cls, path: str | Path) -> SarsaPolicy:
         """Load a SARSA model file (ModelFileError, a ValueError, if it is not one)."""
         from ...common.modelio import load_pickle
 

@@ -1,4 +1,5 @@
-"""Tabular SARSA(lambda): discretiser, Q-table, epsilon-greedy, eligibility traces (SPEC §5).
+"""Tabular SARSA(lambda): discretiser, Q-table, epsilon-greedy, eligibility traces
+(docs/algorithms.md#sarsalambda).
 
 Plain Python + NumPy, no Ray: the RLlib ``SarsaLambda`` algorithm
 (:mod:`rl_autoscaling.algorithms.sarsa.algorithm`), the ``train_sarsa`` CLI, ``SarsaPolicy`` and
@@ -6,7 +7,7 @@ the tests all run this one implementation.
 
 - :class:`Discretiser`: per observation dimension, explicit strictly increasing edges; the
   bin index is the number of edges <= value, so values below the first / above the last edge
-  fall into the first / last bin. ``Discretiser.from_bins`` gives the SPEC default edges for
+  fall into the first / last bin. ``Discretiser.from_bins`` gives the documented default edges for
   the default bins ``(4, 7, 1, 1, 8, 8, 1, 5, 6)`` and equal-width bins between the
   observation-space bounds for any other bins.
 - :class:`SarsaLambdaLearner`: the Q-table (``dict`` state -> list of 3 floats, zeros when
@@ -17,7 +18,7 @@ the tests all run this one implementation.
 - Model files (``sarsa_*.pkl``): :meth:`SarsaLambdaLearner.to_model` / :func:`load_model`.
 
 Episode end: the last transition of an episode (terminated *or* truncated at ``max_steps``)
-is treated as terminal, ``delta = r - Q(s, a)``: the seed's convention (SPEC §6 records it for
+is treated as terminal, ``delta = r - Q(s, a)``: the seed's convention (docs/algorithms.md#dqn records it for
 the seed's agents); the episode-end reward (completion bonus / unfinished-task penalty) is the
 last reward, so nothing is bootstrapped past it.
 """
@@ -34,10 +35,10 @@ import numpy as np
 
 from ...common.metrics import EpisodeTrace
 from ...common.modelio import ModelFileError, load_pickle, save_pickle
+from ...observation import DEFAULT_HIGH, DEFAULT_LOW, OBS_SIZE
 
-OBS_SIZE = 9
 ACTION_SIZE = 3
-#: The SPEC §5 default bins and the explicit edges that come with them.
+#: The docs/algorithms.md#sarsalambda default bins and the explicit edges that come with them.
 DEFAULT_BINS: tuple[int, ...] = (4, 7, 1, 1, 8, 8, 1, 5, 6)
 DEFAULT_EDGES: tuple[tuple[float, ...], ...] = (
     (0.5, 1.5, 2.5),                              # 0 input_queue
@@ -50,9 +51,6 @@ DEFAULT_EDGES: tuple[tuple[float, ...], ...] = (
     (0.15, 0.5, 1.5, 3.5),                        # 7 arrival_rate
     (0.5, 0.8, 0.9, 0.95, 0.999),                 # 8 qos_rate
 )
-#: SPEC §4 observation bounds (default farm), used only when a model file lacks its own.
-SPEC_LOW = (0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
-SPEC_HIGH = (3.0, 800.0, 10.0, 1140.0, 32.0, 150.0, 160.0, 12.0, 1.0)
 
 MODEL_FORMAT = "rl_autoscaling.sarsa"
 MODEL_VERSION = 1
@@ -96,8 +94,8 @@ class Discretiser:
     @classmethod
     def from_bins(cls, bins: Sequence[int] = DEFAULT_BINS,
                   low: Sequence[float] | None = None,
-                  high: Sequence[float] | None = None) -> "Discretiser":
-        """SPEC default edges for ``DEFAULT_BINS``; otherwise equal-width bins on [low, high].
+                  high: Sequence[float] | None = None) -> Discretiser:
+        """The documented default edges for ``DEFAULT_BINS``; otherwise equal-width bins on [low, high].
 
         Raises:
             ValueError: a bin count < 1, wrong length, or missing / empty bounds.
@@ -112,8 +110,8 @@ class Discretiser:
             raise ValueError(f"every bin count must be >= 1, got {list(b)}")
         if b == DEFAULT_BINS:
             return cls(DEFAULT_EDGES)
-        return cls(equal_width_edges(b, SPEC_LOW if low is None else low,
-                                     SPEC_HIGH if high is None else high))
+        return cls(equal_width_edges(b, DEFAULT_LOW if low is None else low,
+                                     DEFAULT_HIGH if high is None else high))
 
     def __call__(self, obs: Sequence[float]) -> State:
         return tuple(bisect_right(e, float(v)) for e, v in zip(self.edges, obs))
@@ -123,7 +121,7 @@ class Discretiser:
         return {"bins": list(self.bins), "edges": [list(e) for e in self.edges]}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Discretiser":
+    def from_dict(cls, data: Mapping[str, Any]) -> Discretiser:
         """Inverse of :meth:`to_dict`; ``bins`` alone (+ optional ``low``/``high``) also works."""
         if data.get("edges") is not None:
             edges = [list(np.asarray(e, dtype=float).ravel()) for e in data["edges"]]
@@ -163,7 +161,7 @@ def equal_width_edges(bins: Sequence[int], low: Sequence[float],
 
 @dataclass
 class SarsaHyperparams:
-    """SARSA(lambda) hyperparameters (defaults: SPEC §5)."""
+    """SARSA(lambda) hyperparameters (defaults: docs/algorithms.md#sarsalambda)."""
 
     alpha: float = 0.025            # learning rate
     gamma: float = 0.985            # discount factor
@@ -173,7 +171,7 @@ class SarsaHyperparams:
     trace_lambda: float = 0.5       # trace decay; <= 0 is one-step SARSA
     trace_threshold: float = 1e-5   # drop a state's trace once max|e| falls below this
 
-    def validate(self) -> "SarsaHyperparams":
+    def validate(self) -> SarsaHyperparams:
         """Raise ValueError naming the first out-of-range value; returns self."""
         for name, value in asdict(self).items():
             if not isinstance(value, (int, float)) or math.isnan(value):
@@ -196,7 +194,7 @@ class SarsaHyperparams:
         return self
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> "SarsaHyperparams":
+    def from_mapping(cls, data: Mapping[str, Any]) -> SarsaHyperparams:
         """Pick the known keys of ``data`` (extra keys are ignored), as floats."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: float(v) for k, v in data.items() if k in names})
@@ -384,8 +382,9 @@ class SarsaLambdaLearner:
             self.rng.bit_generator.state = state["rng"]
 
     def to_model(self, **extra: Any) -> dict[str, Any]:
-        """The SPEC §5 model dict: action_size, hyperparams, discretisation, epsilon, q_table
-        (state tuple -> list of floats), plus ``format``/``version`` and ``extra`` keys."""
+        """The model dict (docs/algorithms.md#sarsalambda): action_size, hyperparams,
+        discretisation, epsilon, q_table (state tuple -> list of floats), plus ``format``,
+        ``version`` and ``extra`` keys."""
         return {
             "format": MODEL_FORMAT,
             "version": MODEL_VERSION,
@@ -403,7 +402,7 @@ class SarsaLambdaLearner:
 
     @classmethod
     def from_model(cls, model: Mapping[str, Any], seed: int | None = None,
-                   source: str = "model") -> "SarsaLambdaLearner":
+                   source: str = "model") -> SarsaLambdaLearner:
         """Build a learner from a model dict (validated; ModelFileError on any problem)."""
         m = validate_model(model, source)
         learner = cls(Discretiser.from_dict(m["discretisation"]),
@@ -413,7 +412,7 @@ class SarsaLambdaLearner:
         return learner
 
     @classmethod
-    def load(cls, path: str | Path, seed: int | None = None) -> "SarsaLambdaLearner":
+    def load(cls, path: str | Path, seed: int | None = None) -> SarsaLambdaLearner:
         """Load a ``sarsa_*.pkl`` model file (restricted unpickler + validation)."""
         return cls.from_model(load_pickle(path, "SARSA model file"), seed=seed, source=str(path))
 

@@ -1,4 +1,4 @@
-"""The farm's own functions (SPEC §1): emitter, worker and collector, written once.
+"""The farm's own functions (docs/farm.md): emitter, worker and collector, written once.
 
 Each role has ``run(ctx)`` (the loop, until TERMINATE or a SCALE_DOWN ACK) and a ``main()``
 so it runs as a local process (``python -m rl_autoscaling.farm.functions.worker``) or inside

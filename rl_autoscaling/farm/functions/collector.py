@@ -1,4 +1,4 @@
-"""The collector (SPEC §1): every ``collector_wait_time`` pop all results, stamp them, and
+"""The collector (docs/farm.md): every ``collector_wait_time`` pop all results, stamp them, and
 push them to ``output_queue``.
 
 Added fields: ``task_collect_timestamp`` (farm seconds since program start),

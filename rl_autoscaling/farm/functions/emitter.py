@@ -1,4 +1,4 @@
-"""The emitter (SPEC §1-§2): pop phase descriptors from ``input_queue`` and generate each
+"""The emitter (docs/farm.md): pop phase descriptors from ``input_queue`` and generate each
 phase's tasks in real time (scaled by ``time_scale``).
 
 The first descriptor of an episode carries the episode's seed and phase order; the emitter
@@ -18,8 +18,17 @@ import numpy as np
 
 from ...config import FarmConfig
 from ..workload import Workload, generate_workload
-from .protocol import (PHASE, TERMINATE, FunctionContext, RedisLink, dumps, farm_time, loads,
-                       new_task, sleep_until)
+from .protocol import (
+    PHASE,
+    TERMINATE,
+    FunctionContext,
+    RedisLink,
+    dumps,
+    farm_time,
+    loads,
+    new_task,
+    sleep_until,
+)
 
 
 def episode_workload(cfg: FarmConfig, seed: int, order: Sequence[int] | None) -> Workload:

@@ -33,8 +33,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from .protocol import (ENV_PARENT_PID, ENV_PDEATHSIG, FarmKeys, FunctionContext, RedisLink,
-                       connect)
+from .protocol import ENV_PARENT_PID, ENV_PDEATHSIG, FarmKeys, FunctionContext, RedisLink, connect
 
 #: real seconds a heartbeat key lives without a refresh
 HEARTBEAT_TTL = 5.0
@@ -97,7 +96,7 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{role}", daemon=True)
         self._client = connect(self.url, timeout=max(0.5, period))
 
-    def start(self) -> "Heartbeat":
+    def start(self) -> Heartbeat:
         self._beat()  # registered before the function announces itself
         self._thread.start()
         return self

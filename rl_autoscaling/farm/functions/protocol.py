@@ -1,4 +1,4 @@
-"""The farm's wire protocol (SPEC §1): Redis keys, task fields, control messages, time.
+"""The farm's wire protocol (docs/farm.md): Redis keys, task fields, control messages, time.
 
 Every message is one JSON object on a Redis list; producers ``RPUSH`` and consumers ``LPOP``,
 so every list is FIFO. The same module is used by the emitter, the workers and the collector
@@ -24,12 +24,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, TypeVar
 
-from ...config import FarmConfig, from_dict, load_config, to_dict
 from ...common.errors import UserError
+from ...config import FarmConfig, from_dict, load_config, to_dict
 
 T = TypeVar("T")
 
-# Control message types (SPEC §1).
+# Control message types (docs/farm.md).
 SCALE_DOWN, TERMINATE, START = "SCALE_DOWN", "TERMINATE", "START"
 SYN, ACK = "SYN", "ACK"
 PHASE = "PHASE"
@@ -77,7 +77,7 @@ class FarmKeys:
     prefix: str = ""
 
     @classmethod
-    def from_config(cls, cfg: FarmConfig, prefix: str = "") -> "FarmKeys":
+    def from_config(cls, cfg: FarmConfig, prefix: str = "") -> FarmKeys:
         q = cfg.queues
         names = (q.input, q.worker, q.result, q.output, q.enqueued_total, q.worker_start,
                  q.worker_control_syn, q.worker_control_ack, q.emitter_control_syn,
@@ -111,7 +111,7 @@ def loads(raw: bytes | str) -> dict[str, Any]:
 
 
 def control(kind: str, action: str = SYN, **fields: Any) -> str:
-    """A control message, e.g. ``control(SCALE_DOWN)`` -> the SYN of SPEC §1."""
+    """A control message, e.g. ``control(SCALE_DOWN)`` -> the SYN of docs/farm.md."""
     return dumps({"type": kind, "action": action, **fields})
 
 
@@ -136,7 +136,7 @@ def phase_descriptor(position: int, name: str, *, phase_count: int, seed: int,
 
 def new_task(*, index: int, now: float, processing: float, deadline: float, image_size: int,
              phase: str, program_start_time: float, time_scale: float) -> dict[str, Any]:
-    """A task as the emitter pushes it (SPEC §1 fields plus bookkeeping)."""
+    """A task as the emitter pushes it (docs/farm.md fields plus bookkeeping)."""
     return {
         "task_id": str(uuid.uuid4()),
         "task_index": index,  # position in the episode's workload (same seed -> same task)
@@ -235,7 +235,7 @@ class FunctionContext:
     @classmethod
     def from_env(cls, role: str, redis_url: str | None = None, name: str | None = None,
                  time_scale: float | None = None,
-                 key_prefix: str | None = None) -> "FunctionContext":
+                 key_prefix: str | None = None) -> FunctionContext:
         """Build from arguments, falling back to the environment variables above."""
         raw = os.environ.get(ENV_CONFIG_JSON)
         if raw:

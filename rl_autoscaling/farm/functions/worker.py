@@ -1,4 +1,4 @@
-"""The worker (SPEC §1): check the control queue, else pop a task, else sleep ``wait_time``.
+"""The worker (docs/farm.md): check the control queue, else pop a task, else sleep ``wait_time``.
 
 A task is "processed" by sleeping ``(p + processing_delay) x time_scale`` real seconds; the
 result (the task plus ``task_work_time``, ``task_work_timestamp``, ``processing_time``,
@@ -11,8 +11,17 @@ from __future__ import annotations
 
 import time
 
-from .protocol import (SCALE_DOWN, SYN, TERMINATE, FunctionContext, ack, dumps, farm_time,
-                       loads, start_announcement)
+from .protocol import (
+    SCALE_DOWN,
+    SYN,
+    TERMINATE,
+    FunctionContext,
+    ack,
+    dumps,
+    farm_time,
+    loads,
+    start_announcement,
+)
 
 
 def run(ctx: FunctionContext) -> str:

@@ -1,0 +1,160 @@
+"""DQN on RLlib (new API stack), tuned to the seed's two-layer, Polyak-updated network
+(docs/algorithms.md#dqn).
+
+``dqn_config(hp, env_config)`` maps our flags (``DqnHyperparams``) to an RLlib ``DQNConfig``:
+
+=============================  ==============================================================
+seed rule                      RLlib knob (or our code, where RLlib lacks one)
+=============================  ==============================================================
+MLP 9 -> 128 -> 64 -> 3 ReLU   ``model_config``: ``fcnet_hiddens=hidden_layers`` (encoder,
+                               ReLU after every layer) and ``head_fcnet_hiddens=[]`` (one
+                               linear layer to the Q-values); ``dueling=False``
+Double DQN, Huber, Adam lr     ``double_q=True``, ``td_error_loss_fn="huber"``, ``lr``
+                               (Adam is RLlib's torch default; eps 1e-8 like torch's)
+gradient-norm clip             ``grad_clip=max_grad_norm``, ``grad_clip_by="global_norm"``
+uniform replay                 ``EpisodeReplayBuffer`` (not prioritised), ``capacity`` in env
+                               steps; ``n_step=1``; ``SeededEpisodeReplayBuffer`` only seeds
+                               its sampling RNG (RLlib leaves it unseeded)
+batch, warm-up                 ``train_batch_size_per_learner``,
+                               ``num_steps_sampled_before_learning_starts`` (env steps)
+one update per env step        ``rollout_fragment_length=1`` and ``training_intensity =
+                               batch_size`` (replayed / sampled steps), so each
+                               ``training_step`` samples one env step and makes one update
+Polyak every N updates         ``tau``, ``target_network_update_freq``; RLlib counts that
+                               period in sampled env steps, ``PolyakDQNLearner`` counts
+                               gradient updates instead (the seed's rule); tau = 1 is a hard
+                               copy (RLlib's ``update_target_network``)
+rewards clipped to +-100       ``DqnTrainingEnv`` (env wrapper, training only; RLlib's
+                               ``clip_rewards`` is old-API-stack only)
+observations scaled to [0, 1]  ``DqnTrainingEnv`` with ``ObservationScaler`` (clip to the env
+                               bounds, then scale); the same scaler is stored in every ``.pt``
+                               and used by ``DqnPolicy`` and the RLlib-checkpoint tester
+per-episode epsilon decay      ``epsilon`` schedule, see ``epsilon_schedule``
+=============================  ==============================================================
+
+The training env is registered with Ray as ``OpenFaaSAutoscaling-v0-dqn`` (``register_dqn_env``:
+the farm env wrapped by ``DqnTrainingEnv``), and ``DqnEpisodeMetrics`` logs each episode's final
+QoS, unclipped return, scaling actions and unfinished tasks as env-runner metrics (so Tune and
+the dashboard see them). The config works unchanged under Tune, with remote env runners too.
+
+Time-limit truncation: RLlib masks the bootstrap term with ``terminateds`` only, so transitions
+cut by ``max_steps`` bootstrap from the next state's value (the seed treated them as terminal;
+bootstrapping is the correct choice for a time limit that is not part of the state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+from ray.rllib.algorithms.dqn import DQNConfig
+from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+from .learner import PolyakDQNLearner, SeededEpisodeReplayBuffer
+from .schedule import epsilon_schedule
+from .training_env import DQN_ENV_NAME, DqnEpisodeMetrics
+
+
+@dataclass
+class DqnHyperparams:
+    """The DQN flags of docs/algorithms.md#dqn (defaults: the seed toolkit's)."""
+
+    gamma: float = 0.97                 # discount factor
+    learning_rate: float = 3e-4         # Adam learning rate
+    epsilon_start: float = 0.8          # exploration rate of the first episode
+    epsilon_end: float = 0.05           # exploration floor
+    epsilon_decay: float = 0.98         # per-episode multiplicative decay
+    batch_size: int = 64                # transitions per gradient update
+    replay_capacity: int = 75_000       # replay buffer size, env steps
+    target_update: int = 600            # gradient updates between target updates
+    target_tau: float = 0.01            # Polyak coefficient (1 -> hard copy)
+    warmup_steps: int = 400             # env steps sampled before learning starts
+    max_grad_norm: float = 3.0          # global gradient-norm clip
+    hidden_layers: Sequence[int] = field(default_factory=lambda: (128, 64))  # MLP widths
+    reward_clip: float = 100.0          # stored rewards clipped to [-reward_clip, reward_clip]
+
+    def validate(self) -> DqnHyperparams:
+        """Raise ``ValueError`` naming the first out-of-range value."""
+        checks = [
+            (0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}"),
+            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
+            (0.0 <= self.epsilon_end <= self.epsilon_start <= 1.0,
+             "need 0 <= epsilon_end <= epsilon_start <= 1, got "
+             f"{self.epsilon_end} and {self.epsilon_start}"),
+            (0.0 < self.epsilon_decay <= 1.0,
+             f"epsilon_decay must be in (0, 1], got {self.epsilon_decay}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.replay_capacity >= self.batch_size,
+             f"replay_capacity must be >= batch_size, got {self.replay_capacity}"),
+            (self.target_update >= 1, f"target_update must be >= 1, got {self.target_update}"),
+            (0.0 < self.target_tau <= 1.0,
+             f"target_tau must be in (0, 1], got {self.target_tau}"),
+            (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}"),
+            (self.max_grad_norm > 0, f"max_grad_norm must be > 0, got {self.max_grad_norm}"),
+            (len(self.hidden_layers) >= 1 and all(int(h) >= 1 for h in self.hidden_layers),
+             f"hidden_layers must be positive sizes, got {list(self.hidden_layers)}"),
+            (self.reward_clip > 0, f"reward_clip must be > 0, got {self.reward_clip}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["hidden_layers"] = [int(h) for h in self.hidden_layers]
+        return d
+
+
+def dqn_config(hp: DqnHyperparams, env_config: Mapping[str, Any], *,
+               seed: int | None = None, env_name: str = DQN_ENV_NAME,
+               iteration_steps: int | None = None) -> DQNConfig:
+    """Map our flags to an RLlib ``DQNConfig`` on the new API stack (table above).
+
+    Args:
+        hp: the DQN hyperparameters.
+        env_config: the farm env's config (constructor args, ``config`` path, overrides);
+            ``max_steps`` (default 30) sets the epsilon schedule's episode length.
+        seed: RLlib's seed (network init, exploration, replay sampling).
+        env_name: the registered Ray env (``register_dqn_env()`` registers the default).
+        iteration_steps: env steps per ``algo.train()`` call; default ``max_steps``.
+    """
+    hp.validate()
+    steps_per_episode = int(env_config.get("max_steps", 30))
+    schedule = epsilon_schedule(hp.epsilon_start, hp.epsilon_end, hp.epsilon_decay,
+                                steps_per_episode)
+    return (
+        DQNConfig()
+        .environment(env_name, env_config={**dict(env_config), "reward_clip": hp.reward_clip})
+        .framework("torch")
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=1, rollout_fragment_length=1,
+                     batch_mode="truncate_episodes")
+        .learners(num_learners=0, learner_class=PolyakDQNLearner)
+        .callbacks(DqnEpisodeMetrics)
+        .rl_module(model_config=DefaultModelConfig(
+            fcnet_hiddens=[int(h) for h in hp.hidden_layers], fcnet_activation="relu",
+            head_fcnet_hiddens=[]))
+        .training(
+            gamma=hp.gamma,
+            lr=hp.learning_rate,
+            train_batch_size_per_learner=hp.batch_size,
+            replay_buffer_config={"type": f"{SeededEpisodeReplayBuffer.__module__}.SeededEpisodeReplayBuffer",
+                                  "capacity": int(hp.replay_capacity), "seed": seed},
+            num_steps_sampled_before_learning_starts=int(hp.warmup_steps),
+            training_intensity=float(hp.batch_size),
+            target_network_update_freq=int(hp.target_update),
+            tau=hp.target_tau,
+            double_q=True,
+            dueling=False,
+            n_step=1,
+            num_atoms=1,
+            noisy=False,
+            td_error_loss_fn="huber",
+            grad_clip=hp.max_grad_norm,
+            grad_clip_by="global_norm",
+            epsilon=schedule,
+        )
+        .reporting(min_sample_timesteps_per_iteration=int(iteration_steps or steps_per_episode),
+                   min_time_s_per_iteration=None, min_train_timesteps_per_iteration=0)
+        .debugging(seed=seed)
+    )
