@@ -158,14 +158,17 @@ def test_caches_from_original_layout_and_missing_episodes(tmp_path, count_sims, 
     assert data["agents"]["ReactiveAverage"]["summary"]["steps"]["mean"] == pytest.approx(4.0)
 
 
-def test_cache_with_other_settings_warns(tmp_path, capsys):
+def test_cache_with_other_settings_is_refused_before_simulating(tmp_path, capsys, count_sims):
     first = tmp_path / "a"
     assert main([*SHORT, "--agents", "static", "--output-dir", str(first)]) == 0
     capsys.readouterr()
+    count_sims.clear()
     assert main(["--episodes", "2", "--max-steps", "5", "--agents", "static",
                  "--baseline-cache", str(only_run_dir(first)), "--output-dir",
-                 str(tmp_path / "b")]) == 0
-    assert "warning: --baseline-cache" in capsys.readouterr().err
+                 str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --baseline-cache")
+    assert "max_steps" in err[0] and count_sims == [] and not (tmp_path / "b").exists()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -17,9 +17,9 @@ from redis_server import RedisServer
 from rl_autoscaling.common.rollout import run_episode
 from rl_autoscaling.config import load_config
 from rl_autoscaling.env import OpenFaaSAutoscalingEnv
-from rl_autoscaling.farm.functions.emitter import episode_workload
 from rl_autoscaling.farm.functions.protocol import LiveFarmError
 from rl_autoscaling.farm.simulated import SimulatedFarm
+from rl_autoscaling.farm.workload import episode_workload
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="redis-server is not installed")

@@ -15,6 +15,7 @@ import pytest
 
 from rl_autoscaling.algorithms.sarsa.tabular import SarsaLambdaLearner
 from rl_autoscaling.common import rollout
+from rl_autoscaling.common.rundir import utc_timestamp
 from rl_autoscaling.reporting.curves import load_training_metrics
 from rl_autoscaling.training import harness as runs
 from rl_autoscaling.training.cli import run_guarded
@@ -228,7 +229,7 @@ def test_run_directory_layout_and_names(tmp_path):
     assert all((run.root / d).is_dir() for d in ("logs", "models", "plots"))
     assert run.model_path(7, ".pt").name == "dqn_ep0007.pt"
     assert run.model_path("interrupt", ".pt").name == "dqn_interrupt.pt"
-    assert len(runs.utc_timestamp()) == 15
+    assert len(utc_timestamp()) == 15
 
 
 def test_harness_rewrites_metrics_every_episode_and_handles_ctrl_c(tmp_path):

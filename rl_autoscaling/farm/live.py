@@ -37,7 +37,6 @@ import numpy as np
 
 from ..config import FarmConfig
 from .base import Completions, FarmBackend, FarmSnapshot, ScaleResult
-from .functions.emitter import episode_workload
 from .functions.lifecycle import HEARTBEAT_TTL, active_members, sigterm_exits
 from .functions.protocol import (
     FarmKeys,
@@ -48,7 +47,7 @@ from .functions.protocol import (
     redis_url_for,
 )
 from .scalers import Scaler, make_scaler
-from .workload import expected_task_count
+from .workload import episode_workload, expected_task_count
 
 #: seconds a generated namespace's keys (output_queue etc.) survive ``LiveFarm.close``
 KEEP_KEYS = 3600

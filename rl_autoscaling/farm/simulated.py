@@ -30,7 +30,7 @@ import numpy as np
 
 from ..config import Distribution, FarmConfig
 from .base import Completions, FarmBackend, FarmSnapshot, ScaleResult
-from .workload import Workload, generate_workload
+from .workload import Workload, episode_seeds, episode_workload
 
 
 def sample(dist: Distribution, rng: np.random.Generator) -> float:
@@ -57,11 +57,9 @@ class SimulatedFarm(FarmBackend):
     def reset(
         self, *, seed: int, initial_workers: int, phase_order: Sequence[int] | None = None
     ) -> FarmSnapshot:
-        seq = np.random.SeedSequence(seed)
-        workload_seed, sim_seed = seq.spawn(2)
-        wl = generate_workload(self.config, workload_seed, list(phase_order) if phase_order else None)
+        wl = episode_workload(self.config, seed, phase_order)
         self.workload = wl
-        self._rng = np.random.default_rng(sim_seed)
+        self._rng = np.random.default_rng(episode_seeds(seed)[1])
         timing = self.config.timing
         n = wl.expected_tasks
         self.expected_tasks = n

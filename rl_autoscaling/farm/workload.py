@@ -17,6 +17,7 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -158,6 +159,19 @@ def phase_order(
     if shuffle and rng is not None:
         rng.shuffle(order)
     return order
+
+
+def episode_seeds(seed: int) -> tuple[np.random.SeedSequence, np.random.SeedSequence]:
+    """The one seed rule of an episode: ``(workload seed, farm seed)`` spawned from the
+    episode seed, so the twin and the live emitter draw the same tasks for the same seed and
+    the twin's own randomness (pick-up delays, latencies) never shifts the workload."""
+    workload_seed, farm_seed = np.random.SeedSequence(int(seed)).spawn(2)
+    return workload_seed, farm_seed
+
+
+def episode_workload(cfg: FarmConfig, seed: int, order: Sequence[int] | None = None) -> Workload:
+    """The workload of the episode seeded ``seed`` (:func:`episode_seeds`)."""
+    return generate_workload(cfg, episode_seeds(seed)[0], list(order) if order else None)
 
 
 def generate_workload(

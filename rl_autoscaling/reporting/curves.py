@@ -235,31 +235,8 @@ def plot_training_curves(episodes: Sequence[Mapping[str, Any]] | str | Path,
     window = moving_average_window(len(records))
     evals = [normalise_record(r) for r in (evaluation or [])]
     fig, axes = plt.subplots(len(PANELS), 1, sharex=True, figsize=(10, 2.6 * len(PANELS)))
-    for ax, (label, key, eval_key) in zip(axes, PANELS):
-        y = _series(records, key)
-        if np.isfinite(y).any():
-            ax.plot(x, y, color="tab:blue", alpha=0.35, linewidth=1, label="episode")
-            ax.plot(x, moving_average(y, window), color="tab:blue", linewidth=2,
-                    label=f"moving average ({window})")
-        if key == "max_workers":
-            mean_w = _series(records, "mean_workers")
-            if np.isfinite(mean_w).any():
-                ax.plot(x, moving_average(mean_w, window), color="tab:green", linewidth=1.5,
-                        linestyle="--", label=f"mean workers ({window})")
-        ex, ey, es = [], [], []
-        for r in evals:
-            mean = _number(r.get(f"mean_{eval_key}"))
-            if mean is None or r.get("episode") is None:
-                continue
-            ex.append(float(r["episode"]))
-            ey.append(mean)
-            es.append(_number(r.get(f"std_{eval_key}")) or 0.0)
-        if ex:
-            ax.errorbar(ex, ey, yerr=es, fmt="o", color="tab:red", capsize=3,
-                        label="evaluation mean ± std")
-        ax.set_ylabel(label)
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
+    for ax, panel in zip(axes, PANELS):
+        _draw_panel(ax, panel, records, x, window, evals)
     axes[-1].set_xlabel("Episode")
     if title:
         fig.suptitle(title)
@@ -269,6 +246,33 @@ def plot_training_curves(episodes: Sequence[Mapping[str, Any]] | str | Path,
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def _draw_panel(ax, panel: tuple[str, str, str], records: Sequence[Mapping[str, Any]],
+                x: np.ndarray, window: int, evals: Sequence[Mapping[str, Any]]) -> None:
+    """One panel: the raw series, its moving average and the evaluation means +- std."""
+    label, key, eval_key = panel
+    y = _series(records, key)
+    if np.isfinite(y).any():
+        ax.plot(x, y, color="tab:blue", alpha=0.35, linewidth=1, label="episode")
+        ax.plot(x, moving_average(y, window), color="tab:blue", linewidth=2,
+                label=f"moving average ({window})")
+    if key == "max_workers":
+        mean_w = _series(records, "mean_workers")
+        if np.isfinite(mean_w).any():
+            ax.plot(x, moving_average(mean_w, window), color="tab:green", linewidth=1.5,
+                    linestyle="--", label=f"mean workers ({window})")
+    points = [(float(r["episode"]), mean, _number(r.get(f"std_{eval_key}")) or 0.0)
+              for r in evals
+              if (mean := _number(r.get(f"mean_{eval_key}"))) is not None
+              and r.get("episode") is not None]
+    if points:
+        ex, ey, es = zip(*points)
+        ax.errorbar(ex, ey, yerr=es, fmt="o", color="tab:red", capsize=3,
+                    label="evaluation mean ± std")
+    ax.set_ylabel(label)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
 
 
 def plot_source(source: str | Path, output: str | Path | None = None,

@@ -123,10 +123,8 @@ def _pop_training_traces(algorithm) -> list:
 
 def _dqn_training_records(algorithm, result: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Training records of the episodes DQN finished this iteration (all env runners)."""
-    try:
-        from ..algorithms.dqn.schedule import epsilon_at
-    except ImportError:  # pragma: no cover - DQN not installed
-        return []
+    from ..algorithms.dqn.training_env import training_records
+
     traces = _pop_training_traces(algorithm)
     if not traces:
         return []
@@ -134,17 +132,10 @@ def _dqn_training_records(algorithm, result: Mapping[str, Any]) -> list[dict[str
     loss_sum, loss_count = learner.get("loss_sum"), learner.get("loss_count")
     mean_loss = (float(loss_sum) / float(loss_count) if loss_sum is not None and loss_count
                  else None)
-    schedule = algorithm.config.epsilon
     sampled = int(result.get("env_runners", {}).get("num_env_steps_sampled_lifetime", 0))
     start = sampled - sum(t.steps for t in traces)
-    records = []
-    done = episodes_done(algorithm) - len(traces)
-    for trace in traces:
-        epsilon = epsilon_at(schedule, start) if isinstance(schedule, list) else float(schedule)
-        done += 1
-        records.append(trace.training_record(done, epsilon, mean_loss))
-        start += trace.steps
-    return records
+    first = episodes_done(algorithm) - len(traces) + 1
+    return training_records(traces, first, start, algorithm.config.epsilon, mean_loss)
 
 
 def episodes_done(algorithm) -> int:

@@ -127,6 +127,21 @@ def load_spec(path: str | Path, algo: str, smoke: bool = False,
               training_keys: set[str] | None = None) -> ExperimentSpec:
     """Read and validate a spec file; apply ``smoke`` overrides, then ``overrides``."""
     path = Path(path)
+    data = _read_yaml(path)
+    _check_keys(data, TOP_KEYS, "")
+    if data.get("algo", algo) != algo:
+        raise ConfigError(f"tune config {path} is for algo {data['algo']!r}, not {algo!r}")
+    smoke_overrides = data.pop("smoke", {}) or {}
+    data = copy.deepcopy(data)
+    if smoke:
+        data = apply_overrides(data, smoke_overrides)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    _check_sections(data, training_keys)
+    return _build_spec(data, algo)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except OSError as exc:
@@ -137,26 +152,21 @@ def load_spec(path: str | Path, algo: str, smoke: bool = False,
         raise ConfigError(f"tune config {path} is not valid YAML{where}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"tune config {path} must hold a mapping")
-    _check_keys(data, TOP_KEYS, "")
-    if data.get("algo", algo) != algo:
-        raise ConfigError(f"tune config {path} is for algo {data['algo']!r}, not {algo!r}")
-    smoke_overrides = data.pop("smoke", {}) or {}
-    data = copy.deepcopy(data)
-    if smoke:
-        data = apply_overrides(data, smoke_overrides)
-    if overrides:
-        data = apply_overrides(data, overrides)
+    return data
+
+
+def _check_sections(data: Mapping[str, Any], training_keys: set[str] | None) -> None:
     _check_keys(data, TOP_KEYS - {"smoke"}, "")
-    for section, allowed in SECTION_KEYS.items():
-        value = data.get(section, {})
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{section} must be a mapping")
-        _check_keys(value, allowed, section)
-    for section in ("env_config", "training"):
+    for section in (*SECTION_KEYS, "env_config", "training"):
         if not isinstance(data.get(section, {}), Mapping):
             raise ConfigError(f"{section} must be a mapping")
+    for section, allowed in SECTION_KEYS.items():
+        _check_keys(data.get(section, {}), allowed, section)
     if training_keys is not None:
         _check_keys(data.get("training", {}), training_keys, "training")
+
+
+def _build_spec(data: Mapping[str, Any], algo: str) -> ExperimentSpec:
     spec = ExperimentSpec(algo=algo, name=data.get("name", algo))
     for key in ("num_samples", "metric", "mode"):
         if key in data:

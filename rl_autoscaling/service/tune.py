@@ -138,12 +138,9 @@ def write_model_file(algorithm, algo: str, checkpoint_dir: Path) -> Path:
     if algo == "sarsa":
         path = algorithm.learner.save(checkpoint_dir / "model.pkl", episode=episode)
     else:
-        import dataclasses
-
         from ..algorithms.dqn.config import DqnHyperparams
-        from ..algorithms.dqn.model import save_dqn_model
         from ..algorithms.dqn.schedule import epsilon_at
-        from ..algorithms.dqn.weights import learner_module, q_network_state_dict
+        from ..algorithms.dqn.weights import export_pt
         from ..env import env_creator
 
         params = getattr(algorithm, "_farm_params", {})
@@ -152,17 +149,13 @@ def write_model_file(algorithm, algo: str, checkpoint_dir: Path) -> Path:
         probe = env_creator(env_config)  # the raw env's bounds: the .pt scaler's range
         space, n_actions = probe.observation_space, int(probe.action_space.n)
         probe.close()
-        schedule = algorithm.config.epsilon
         sampled = int(algorithm.metrics.peek(("env_runners", "num_env_steps_sampled_lifetime"),
                                              default=0))
-        path = save_dqn_model(
-            checkpoint_dir / "model.pt",
-            state_dict=q_network_state_dict(learner_module(algorithm)),
-            obs_low=space.low.tolist(), obs_high=space.high.tolist(),
-            hidden_layers=list(hp.hidden_layers), action_size=n_actions,
-            hyperparams=dataclasses.asdict(hp), env_config=env_config,
-            epsilon=epsilon_at(schedule, sampled) if isinstance(schedule, list) else 0.0,
-            episode=episode, rllib_checkpoint=str(checkpoint_dir))
+        path = export_pt(algorithm, checkpoint_dir / "model.pt", hyperparams=hp.to_dict(),
+                         env_config=env_config, obs_low=space.low.tolist(),
+                         obs_high=space.high.tolist(), action_size=n_actions,
+                         epsilon=epsilon_at(algorithm.config.epsilon, sampled),
+                         episode=episode, rllib_checkpoint=str(checkpoint_dir))
     atomic_write_json(checkpoint_dir / MODEL_INFO, {"file": Path(path).name, "episode": episode})
     return Path(path)
 

@@ -193,6 +193,7 @@ class DqnTrainer:
 
     def train_episode(self, episode: int) -> dict[str, Any]:
         from ..algorithms.dqn.learner import MEAN_LOSS_COUNT, MEAN_LOSS_SUM
+        from ..algorithms.dqn.training_env import training_records
 
         while not self._pending:
             result = self.algo.train()
@@ -204,14 +205,13 @@ class DqnTrainer:
         trace = self._pending.pop(0)
         mean_loss = self._loss_sum / self._loss_count if self._loss_count else None
         self._loss_sum, self._loss_count = 0.0, 0
-        record = trace.training_record(episode, self.epsilon(), mean_loss)
+        (record,) = training_records([trace], episode, self.env_steps, self.schedule, mean_loss)
         self.env_steps += trace.steps
         return record
 
     def save_model(self, path: Path, completed: int) -> None:
         """``path`` (.pt) and, beside it, the RLlib checkpoint ``<stem>_rllib/``."""
-        from ..algorithms.dqn.model import save_dqn_model
-        from ..algorithms.dqn.weights import q_network_state_dict
+        from ..algorithms.dqn.weights import export_pt
 
         ckpt = path.with_name(f"{path.stem}_rllib")
         try:
@@ -219,12 +219,10 @@ class DqnTrainer:
         except Exception as exc:  # the .pt must still be written (e.g. after Ctrl+C)
             self.log.warning("RLlib checkpoint %s failed: %s", ckpt, exc)
             ckpt = None
-        save_dqn_model(
-            path, state_dict=q_network_state_dict(self._module()), obs_low=self.obs_low,
-            obs_high=self.obs_high, hidden_layers=self.hp.hidden_layers,
-            action_size=self.action_size, hyperparams=self.hp.to_dict(),
-            env_config=self.env_config, epsilon=self.epsilon(), episode=completed,
-            rllib_checkpoint=ckpt.name if ckpt else "")
+        export_pt(self.algo, path, hyperparams=self.hp.to_dict(), env_config=self.env_config,
+                  obs_low=self.obs_low, obs_high=self.obs_high, action_size=self.action_size,
+                  epsilon=self.epsilon(), episode=completed,
+                  rllib_checkpoint=ckpt.name if ckpt else "")
 
     def greedy_policy(self):
         """The current online network as a plain-torch ``DqnPolicy`` (what the .pt holds)."""

@@ -20,10 +20,11 @@ import numpy as np
 from ..common.metrics import EpisodeTrace
 from ..common.modelio import atomic_write_json
 from ..common.rollout import run_episode
+from ..common.rundir import new_run_dir
 from ..observation import Obs
 from ..policies.base import Policy
 from .cli import add_env_args, env_config_from_args, positive_int, run_guarded
-from .harness import close_logger, utc_timestamp
+from .harness import close_logger
 
 STEP_HEADER = (f"{'ep':>3} {'step':>4} {'delta':>5} {'workers':>7} {'queue':>6} {'avg_t':>6} "
                f"{'max_t':>6} {'arrival':>7} {'qos':>6} {'reward':>8}")
@@ -117,8 +118,8 @@ def evaluate(args: argparse.Namespace, algo: str, label: str,
         policy = load(args, env)
         output = Path(args.output)
         base = Path(args.output_dir) if args.output_dir else output.parent
-        run_dir = _unique_dir(base / f"{algo}_eval_{utc_timestamp()}")
-        (run_dir / "logs").mkdir(parents=True)
+        run_dir = new_run_dir(base, f"{algo}_eval")
+        (run_dir / "logs").mkdir()
         log = logging.getLogger(f"rl_autoscaling.test_{algo}")
         log.setLevel(logging.INFO)
         log.propagate = False
@@ -162,14 +163,6 @@ def _emit(log: logging.Logger, line: str, quiet: bool) -> None:
     log.info(line)
     if not quiet:
         print(line, flush=True)
-
-
-def _unique_dir(path: Path) -> Path:
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.name}_{n}")
-    return candidate
 
 
 def main_for(algo: str, label: str, argv: Sequence[str] | None, *, description: str,

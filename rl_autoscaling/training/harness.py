@@ -35,11 +35,11 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..common.modelio import atomic_write_json
+from ..common.rundir import new_run_dir
 
 EXIT_INTERRUPTED = 130
 TRAINING_METRICS = "training_metrics.json"
@@ -52,11 +52,6 @@ EPISODE_FIELDS = ("total_reward", "final_qos", "mean_qos", "max_workers", "mean_
                   "processed_tasks", "qos_violations", "unfinished_tasks", "mean_loss")
 
 
-def utc_timestamp(now: datetime | None = None) -> str:
-    """``YYYYmmdd_HHMMSS`` in UTC."""
-    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%d_%H%M%S")
-
-
 @dataclass(frozen=True)
 class RunDirectory:
     """``<output_dir>/<algo>_run_<UTC ts>/`` and the paths inside it."""
@@ -67,18 +62,9 @@ class RunDirectory:
     @classmethod
     def create(cls, output_dir: str | Path, algo: str,
                timestamp: str | None = None) -> RunDirectory:
-        """Create the run directory with ``logs/``, ``models/`` and ``plots/``. A clash (two
-        runs in the same second) gets a ``_2``, ``_3``, ... suffix."""
-        base = Path(output_dir) / f"{algo}_run_{timestamp or utc_timestamp()}"
-        root, n = base, 1
-        while True:
-            try:
-                root.mkdir(parents=True, exist_ok=False)
-                break
-            except FileExistsError:
-                n += 1
-                root = base.with_name(f"{base.name}_{n}")
-        run = cls(root, algo)
+        """Create the run directory with ``logs/``, ``models/`` and ``plots/``
+        (:func:`~rl_autoscaling.common.rundir.new_run_dir`: a clash gets a ``_2`` suffix)."""
+        run = cls(new_run_dir(output_dir, f"{algo}_run", timestamp), algo)
         for sub in (run.logs, run.models, run.plots):
             sub.mkdir(exist_ok=True)
         return run
@@ -278,10 +264,16 @@ def run_training(
     recorder = recorder or MetricsRecorder(run)
     already = len(recorder.episodes)
     progress = Progress(episodes)
-    completed = 0
-    final_model: Path | None = None
-    final_eval: dict[str, Any] | None = None
-    interrupted = False
+    completed, final_model, final_eval, interrupted = 0, None, None, False
+
+    def checkpoint(ep: int) -> None:
+        nonlocal final_eval
+        path = run.model_path(ep, model_suffix)
+        save_model(path, ep)
+        logger.info("Saved checkpoint %s", path)
+        if evaluate is not None:
+            final_eval = _evaluate(evaluate, ep, recorder, logger)
+
     logger.info("Run directory: %s", run.root)
     try:
         for ep in range(1, episodes + 1):
@@ -293,11 +285,7 @@ def run_training(
             if debug_summary is not None and log_interval > 0 and ep % log_interval == 0:
                 logger.debug("Episode %d summary: %s", ep, debug_summary())
             if checkpoint_every > 0 and ep % checkpoint_every == 0:
-                path = run.model_path(ep, model_suffix)
-                save_model(path, ep)
-                logger.info("Saved checkpoint %s", path)
-                if evaluate is not None:
-                    final_eval = _evaluate(evaluate, ep, recorder, logger)
+                checkpoint(ep)
         final_model = run.model_path("final", model_suffix)
         save_model(final_model, completed)
         logger.info("Saved final model %s", final_model)
@@ -306,24 +294,10 @@ def run_training(
     except KeyboardInterrupt:
         interrupted = True
         completed = len(recorder.episodes) - already  # what is on disk, however late it came
-        path = run.model_path("interrupt", model_suffix)
-        try:
-            save_model(path, completed)
-            logger.warning("Interrupted: saved %s", path)
-        except Exception as exc:  # never lose the interrupt report to a failed save
-            logger.error("Interrupted: could not save %s: %s", path, exc)
-        logger.warning("Training interrupted: %d of %d episodes completed",
-                       completed, episodes)
+        _save_interrupt(run, logger, save_model, model_suffix, completed, episodes)
     wall = time.perf_counter() - progress.start
     if plot and recorder.episodes:
-        try:
-            from ..reporting.curves import plot_training_curves
-
-            plot_training_curves(recorder.episodes, run.training_curves,
-                                 evaluation=recorder.checkpoints or None, title=run.root.name)
-            logger.info("Saved training curves %s", run.training_curves)
-        except Exception as exc:  # a plotting problem must not fail a finished training
-            logger.warning("Could not plot the training curves: %s", exc)
+        _plot_curves(run, recorder, logger)
     logger.info("Finished %d episode(s) in %.2f s%s", completed, wall,
                 " (interrupted)" if interrupted else "")
     if final_eval is not None:
@@ -331,6 +305,29 @@ def run_training(
                     evaluation_line(final_eval), wall)
     return TrainingOutcome(completed=completed, interrupted=interrupted, final_model=final_model,
                            final_evaluation=final_eval, wall_time=wall)
+
+
+def _save_interrupt(run: RunDirectory, logger: logging.Logger,
+                    save_model: Callable[[Path, int], Any], model_suffix: str,
+                    completed: int, episodes: int) -> None:
+    path = run.model_path("interrupt", model_suffix)
+    try:
+        save_model(path, completed)
+        logger.warning("Interrupted: saved %s", path)
+    except Exception as exc:  # never lose the interrupt report to a failed save
+        logger.error("Interrupted: could not save %s: %s", path, exc)
+    logger.warning("Training interrupted: %d of %d episodes completed", completed, episodes)
+
+
+def _plot_curves(run: RunDirectory, recorder: MetricsRecorder, logger: logging.Logger) -> None:
+    try:
+        from ..reporting.curves import plot_training_curves
+
+        plot_training_curves(recorder.episodes, run.training_curves,
+                             evaluation=recorder.checkpoints or None, title=run.root.name)
+        logger.info("Saved training curves %s", run.training_curves)
+    except Exception as exc:  # a plotting problem must not fail a finished training
+        logger.warning("Could not plot the training curves: %s", exc)
 
 
 def stop_algorithm(algo) -> None:
@@ -357,5 +354,5 @@ def _evaluate(evaluate: Callable[[int], Mapping[str, Any]], episode: int,
 __all__ = [
     "EPISODE_FIELDS", "EXIT_INTERRUPTED", "MetricsRecorder", "Progress", "RunDirectory",
     "TrainingOutcome", "close_logger", "episode_line", "evaluation_line", "format_duration",
-    "run_training", "setup_run_logger", "stop_algorithm", "utc_timestamp",
+    "run_training", "setup_run_logger", "stop_algorithm",
 ]

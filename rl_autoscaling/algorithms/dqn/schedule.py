@@ -43,8 +43,11 @@ def epsilon_schedule(start: float, end: float, decay: float, steps_per_episode: 
     return points
 
 
-def epsilon_at(schedule: Sequence[tuple[int, float]], t: int) -> float:
-    """Value of a piecewise-linear schedule at env step ``t`` (RLlib's interpolation)."""
+def epsilon_at(schedule: Sequence[tuple[int, float]] | float, t: int) -> float:
+    """Value of RLlib's epsilon setting at env step ``t``: a constant, or a piecewise-linear
+    schedule (RLlib's interpolation)."""
+    if isinstance(schedule, (int, float)):
+        return float(schedule)
     ts = [p[0] for p in schedule]
     vs = [p[1] for p in schedule]
     return float(np.interp(t, ts, vs))

@@ -4,7 +4,7 @@ Ray, and the episode traces and metrics it records.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -13,6 +13,7 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 from ...common.metrics import EpisodeTrace
 from ...env import env_creator
 from .model import ObservationScaler
+from .schedule import epsilon_at
 
 DQN_ENV_NAME = "OpenFaaSAutoscaling-v0-dqn"
 
@@ -125,3 +126,16 @@ class DqnEpisodeMetrics(RLlibCallback):
             value = info.get(key)
             if value is not None:
                 metrics_logger.log_value(name, float(value), reduce="mean", window=100)
+
+
+def training_records(traces: Sequence[EpisodeTrace], first_episode: int, start_step: int,
+                     schedule: Sequence[tuple[int, float]] | float,
+                     mean_loss: float | None) -> list[dict[str, Any]]:
+    """The training records of consecutive finished episodes: episode numbers from
+    ``first_episode``, each with the epsilon RLlib used at its first env step (the episodes
+    start at env step ``start_step``) and the iteration's ``mean_loss``."""
+    records, step = [], int(start_step)
+    for n, trace in enumerate(traces, start=int(first_episode)):
+        records.append(trace.training_record(n, epsilon_at(schedule, step), mean_loss))
+        step += trace.steps
+    return records

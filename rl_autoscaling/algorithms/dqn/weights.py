@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -45,3 +46,19 @@ def load_q_network_state(module: torch.nn.Module, state_dict: Mapping[str, torch
 def learner_module(algo):
     """The (local) learner's RLModule: online and target networks."""
     return algo.learner_group._learner.module["default_policy"]
+
+
+def export_pt(algorithm, path: str | Path, *, hyperparams: Mapping[str, Any],
+              env_config: Mapping[str, Any], obs_low: Sequence[float],
+              obs_high: Sequence[float], action_size: int, epsilon: float, episode: int,
+              rllib_checkpoint: str = "") -> Path:
+    """Write the online Q-network of an RLlib DQN ``algorithm`` as a weights-only ``.pt``
+    model file (:func:`~rl_autoscaling.algorithms.dqn.model.save_dqn_model`)."""
+    from .model import save_dqn_model
+
+    return save_dqn_model(
+        path, state_dict=q_network_state_dict(learner_module(algorithm)),
+        obs_low=list(obs_low), obs_high=list(obs_high),
+        hidden_layers=list(hyperparams["hidden_layers"]), action_size=int(action_size),
+        hyperparams=dict(hyperparams), env_config=dict(env_config), epsilon=float(epsilon),
+        episode=int(episode), rllib_checkpoint=rllib_checkpoint)

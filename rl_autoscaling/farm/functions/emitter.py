@@ -12,12 +12,11 @@ incremented in one MULTI/EXEC transaction. The state hash records ``generation_s
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from ...config import FarmConfig
-from ..workload import Workload, generate_workload
+from ..workload import episode_workload
 from .protocol import (
     PHASE,
     TERMINATE,
@@ -29,12 +28,6 @@ from .protocol import (
     new_task,
     sleep_until,
 )
-
-
-def episode_workload(cfg: FarmConfig, seed: int, order: Sequence[int] | None) -> Workload:
-    """The workload of the episode seeded ``seed``, drawn exactly as ``SimulatedFarm.reset``."""
-    workload_seed, _sim_seed = np.random.SeedSequence(int(seed)).spawn(2)
-    return generate_workload(cfg, workload_seed, list(order) if order else None)
 
 
 class _Stop(Exception):
