@@ -19,7 +19,8 @@ SHORT = ["--episodes", "2", "--max-steps", "4"]
 RECORD_LISTS = {"rewards", "qos_rates", "worker_counts", "actions", "queue_lengths",
                 "avg_times", "max_times", "arrival_rates"}
 SUMMARY_KEYS = {"steps", "total_reward", "mean_reward", "mean_qos", "final_qos_total",
-                "mean_workers", "max_workers", "scaling_actions", "noop_actions"}
+                "mean_workers", "max_workers", "scaling_actions", "noop_actions",
+                "worker_seconds", "processed_tasks"}
 
 
 def only_run_dir(base: Path) -> Path:

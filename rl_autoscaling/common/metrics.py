@@ -27,6 +27,7 @@ class EpisodeTrace:
     avg_times: list[float] = field(default_factory=list)
     max_times: list[float] = field(default_factory=list)
     arrival_rates: list[float] = field(default_factory=list)
+    step_seconds: list[float] = field(default_factory=list)  # measured length of each step
     final_qos: float | None = None
     processed_tasks: int = 0
     qos_violations: int = 0
@@ -42,6 +43,7 @@ class EpisodeTrace:
         self.avg_times.append(float(obs[Obs.AVG_TIME]))
         self.max_times.append(float(obs[Obs.MAX_TIME]))
         self.arrival_rates.append(float(obs[Obs.ARRIVAL_RATE]))
+        self.step_seconds.append(float(info.get("step_duration", 0.0)))
         self.processed_tasks = int(info.get("processed_tasks", self.processed_tasks))
         self.qos_violations = int(info.get("qos_violations", self.qos_violations))
         self.unfinished_tasks = int(info.get("unfinished_tasks", self.unfinished_tasks))
@@ -74,7 +76,14 @@ class EpisodeTrace:
             "processed_tasks": self.processed_tasks,
             "qos_violations": self.qos_violations,
             "unfinished_tasks": self.unfinished_tasks,
+            "worker_seconds": self.worker_seconds,
         }
+
+    @property
+    def worker_seconds(self) -> float:
+        """Workers held over the episode, in worker-seconds (each step's worker count after
+        its action, times the step's measured length)."""
+        return float(np.dot(self.worker_counts, self.step_seconds)) if self.step_seconds else 0.0
 
     def training_record(self, episode: int, epsilon: float,
                         mean_loss: float | None = None) -> dict[str, Any]:
@@ -104,7 +113,8 @@ class EpisodeTrace:
         """One record of ``aggregated_results.json``: per-step lists plus a summary."""
         s = self.summary()
         keys = ("steps", "total_reward", "mean_reward", "mean_qos", "mean_workers",
-                "max_workers", "scaling_actions", "noop_actions")
+                "max_workers", "scaling_actions", "noop_actions", "worker_seconds",
+                "processed_tasks")
         return {
             "rewards": self.rewards, "qos_rates": self.qos_rates,
             "worker_counts": self.worker_counts, "actions": self.actions,

@@ -62,19 +62,36 @@ def plot_comparison(agents: Mapping[str, Mapping[str, Any]], path: Path) -> None
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 
-def plot_scatter(agents: Mapping[str, Mapping[str, Any]], path: Path) -> None:
-    """Final QoS (%) against mean workers, one point per episode, one marker per agent."""
+def plot_scatter(agents: Mapping[str, Mapping[str, Any]], path: Path,
+                 frontier: Sequence[Mapping[str, float]] | None = None) -> None:
+    """Final QoS (%) against mean workers, one point per episode, one marker per agent, with
+    the static frontier (``{"workers", "mean_workers", "final_qos"}`` per fixed count N, the
+    same episodes) drawn as a line under the points: an agent left of the line saves
+    workers at its QoS."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    agent_qos = [100.0 * r["summary"]["final_qos_total"] for e in agents.values()
+                 for r in e["records"]]
+    if frontier:
+        floor = min(agent_qos, default=0.0) - 5.0  # keep the axis on the agents' QoS range
+        pts = sorted(frontier, key=lambda p: p["mean_workers"])
+        first = max([i for i, p in enumerate(pts) if 100.0 * p["final_qos"] < floor],
+                    default=0)
+        pts = pts[first:]
+        ax.plot([p["mean_workers"] for p in pts], [100.0 * p["final_qos"] for p in pts],
+                color="0.55", linewidth=1.5, zorder=1, label="static frontier (Static N)")
+        for p in pts:
+            ax.annotate(str(int(p["workers"])), (p["mean_workers"], 100.0 * p["final_qos"]),
+                        fontsize=6, color="0.45", textcoords="offset points", xytext=(2, -8))
     for i, (name, entry) in enumerate(agents.items()):
         xs = [r["summary"]["mean_workers"] for r in entry["records"]]
         ys = [100.0 * r["summary"]["final_qos_total"] for r in entry["records"]]
         ax.scatter(xs, ys, marker=MARKERS[i % len(MARKERS)], color=f"C{i % 10}", s=42,
-                   alpha=0.8, label=name)
+                   alpha=0.8, label=name, zorder=2)
     ax.set_xlabel("Mean workers per episode")
     ax.set_ylabel("Final QoS (%)")
     ax.set_title("QoS vs cost (one point per episode)")

@@ -13,9 +13,9 @@ before anything is simulated.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from ..policies.base import Policy
 
@@ -27,16 +27,22 @@ CANONICAL = {
     "reactivemaximum": "ReactiveMaximum",
     "keda": "Keda",
     "static": "Static",
+    "staticbest": "StaticBest",
+    "kedacalibrated": "KedaCalibrated",
 }
 ALIASES = {
     "reactiveavg": "reactiveaverage",
     "reactivemax": "reactivemaximum",
     "kedaqueue": "keda",
+    "kedabest": "kedacalibrated",
 }
 TRAINED = ("SARSA", "DQN")
 BASELINES = ("ReactiveAverage", "ReactiveMaximum", "Keda", "Static")
+#: Baselines whose parameters are searched on the twin first (training.calibration).
+CALIBRATED = ("StaticBest", "KedaCalibrated")
 #: What the seed's ``--agents`` accepted, plus the new baselines.
-KNOWN = ("sarsa", "dqn", "reactiveaverage", "reactivemaximum", "keda", "static", "static<N>")
+KNOWN = ("sarsa", "dqn", "reactiveaverage", "reactivemaximum", "keda", "static", "static<N>",
+         "staticbest", "kedacalibrated")
 
 _STATIC_N = re.compile(r"^static(\d+)$")
 
@@ -90,6 +96,8 @@ class AgentOptions:
         static_workers: N for ``static`` (default: ``initial_workers``).
         keda_target: KEDA queued tasks per worker; keda_window: scale-down window, seconds.
         horizon: reactive horizon H, seconds.
+        calibrated: the policies of the calibrated baselines (StaticBest, KedaCalibrated),
+            searched beforehand (:func:`calibrate_agents`).
     """
 
     action_deltas: Sequence[int] = (-1, 0, 1)
@@ -103,6 +111,7 @@ class AgentOptions:
     keda_target: float = 5.0
     keda_window: float = 300.0
     horizon: float = 8.0
+    calibrated: Mapping[str, Policy] = field(default_factory=dict)
 
 
 def _model_path(agent: str, path: str | Path | None, flag: str, suffix: str) -> Path:
@@ -153,6 +162,10 @@ def build_policy(name: str, opts: AgentOptions | None = None) -> Policy:
         from ..algorithms.dqn.policy import DqnPolicy
 
         policy = _load_trained(canon, DqnPolicy, path)
+    elif canon in CALIBRATED:
+        if canon not in opts.calibrated:
+            raise AgentError(f"{canon} must be calibrated first (calibrate_agents)")
+        policy = opts.calibrated[canon]
     elif canon == "ReactiveAverage":
         policy = ReactiveAverage(horizon=opts.horizon, action_deltas=deltas)
     elif canon == "ReactiveMaximum":
@@ -180,6 +193,15 @@ def build_policies(names: Iterable[str], opts: AgentOptions) -> dict[str, Policy
     return {name: build_policy(name, opts) for name in canon}
 
 
-__all__ = ["AgentError", "AgentOptions", "BASELINES", "TRAINED", "build_policies",
-           "build_policy", "canonical_name", "check_models", "is_baseline", "normalize_key",
-           "resolve_agents"]
+__all__ = ["AgentError", "AgentOptions", "BASELINES", "CALIBRATED", "TRAINED", "build_policies",
+           "build_policy", "calibrate_agents", "canonical_name", "check_models", "is_baseline",
+           "normalize_key", "resolve_agents"]
+
+
+def calibrate_agents(names: Iterable[str], env, slo: float, seeds: Sequence[int]) -> dict:
+    """``{name: (policy, calibration)}`` for the calibrated baselines among ``names``,
+    searched on ``env`` over ``seeds`` (:mod:`rl_autoscaling.training.calibration`)."""
+    from .calibration import calibrated_policy
+
+    return {canon: calibrated_policy(canon, env, slo, seeds)
+            for canon in (canonical_name(n) for n in names) if canon in CALIBRATED}

@@ -41,9 +41,11 @@ from ..reporting.comparison import plot_comparison, plot_scatter
 from ..reporting.tables import summary_table, write_log
 from .agents import (
     BASELINES,
+    CALIBRATED,
     AgentError,
     AgentOptions,
     build_policies,
+    calibrate_agents,
     canonical_name,
     is_baseline,
     resolve_agents,
@@ -63,7 +65,8 @@ SCATTER_FILE = "qos_vs_workers.png"
 
 
 SUMMARY_KEYS = ("steps", "total_reward", "mean_reward", "mean_qos", "final_qos_total",
-                "mean_workers", "max_workers", "scaling_actions", "noop_actions")
+                "mean_workers", "max_workers", "scaling_actions", "noop_actions",
+                "worker_seconds", "processed_tasks")
 
 
 STEP_LISTS = ("rewards", "qos_rates", "worker_counts", "actions", "queue_lengths",
@@ -88,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dqn-model", help="DQN model (.pt) for agent 'dqn'")
     p.add_argument("--agents", nargs="+", metavar="NAME",
                    help="agents to run: sarsa dqn reactiveaverage reactivemaximum keda static "
-                        "static<N> (case-insensitive; spaces, '-' and '_' ignored; default: "
-                        "the baselines, plus sarsa/dqn when their model is given)")
+                        "static<N> staticbest kedacalibrated (case-insensitive; spaces, '-' "
+                        "and '_' ignored; default: the baselines, plus sarsa/dqn when their "
+                        "model is given)")
     p.add_argument("--episodes", type=int, default=1, help="episodes per agent")
     p.add_argument("--max-steps", type=int, default=30, help="steps per episode")
     p.add_argument("--step-duration", type=float, default=8.0, help="seconds per step")
@@ -125,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="KEDA queued tasks per worker (listLength)")
     p.add_argument("--keda-window", type=float, default=300.0,
                    help="KEDA scale-down stabilisation window, seconds")
+    p.add_argument("--slo", type=float, default=None,
+                   help="final-QoS SLO the calibrated baselines (staticbest, kedacalibrated) "
+                        "must meet (default: the config's reward.slo_cost.qos_target, 0.99)")
+    p.add_argument("--calibration-episodes", type=int, default=20,
+                   help="episodes per candidate when calibrating, on seeds disjoint from the "
+                        "evaluation seeds (default %(default)s)")
     return p
 
 
@@ -151,7 +161,20 @@ def settings_of(args: argparse.Namespace, seeds: Sequence[int]) -> dict[str, Any
     s = env_kwargs(args)
     s.pop("backend_options")
     s["config"] = None if args.config is None else str(Path(args.config).resolve())
-    return {**s, "episode_seeds": list(seeds), "seed": args.seed, "task_seed": args.task_seed}
+    return {**s, "episode_seeds": list(seeds), "seed": args.seed, "task_seed": args.task_seed,
+            "slo": slo_of(args), "calibration_episodes": args.calibration_episodes}
+
+
+def slo_of(args: argparse.Namespace) -> float:
+    """``--slo``, else the farm config's SLO (``reward.slo_cost.qos_target``), else 0.99."""
+    if args.slo is not None:
+        if not 0.0 < args.slo <= 1.0:
+            raise UsageError(f"--slo must be in (0, 1], got {args.slo}")
+        return float(args.slo)
+    from ..config import load_config
+
+    slo_cost = getattr(load_config(args.config).reward, "slo_cost", None)
+    return float(slo_cost.qos_target) if slo_cost is not None else 0.99
 
 
 def run_policy_episode(env, policy: Policy, seed: int) -> tuple[EpisodeTrace, dict[str, float]]:
@@ -178,6 +201,8 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     summary = {}
     for key in SUMMARY_KEYS:
         values = [r["summary"][key] for r in records if key in r.get("summary", {})]
+        if not values and key in ("worker_seconds", "processed_tasks"):
+            continue  # records of the original toolkit have neither
         mean, std = mean_std(values)
         summary[key] = {"mean": mean, "std": std}
     return {"records": list(records), "summary": summary}
@@ -251,7 +276,7 @@ def plot_only(args: argparse.Namespace) -> int:
         tag = "_".join(agents)
         plots, scatter = (p.with_name(f"{p.stem}_{tag}{p.suffix}") for p in (plots, scatter))
     plot_comparison(agents, plots)
-    plot_scatter(agents, scatter)
+    plot_scatter(agents, scatter, data.get("static_frontier"))
     print("\n".join(summary_table(agents)))
     print(f"plots written to {plots} and {scatter}")
     return 0
@@ -329,12 +354,56 @@ def simulate_agents(agent_names: Sequence[str], policies: Mapping[str, Policy],
 
 
 def write_comparison(run_dir: Path, results: Mapping[str, Mapping[str, Any]],
-                     settings: Mapping[str, Any], sources: Mapping[str, str]) -> None:
-    """``aggregated_results.json``, ``comparison.log`` and both plots into ``run_dir``."""
-    atomic_write_json(run_dir / RESULTS_FILE, {"agents": results, "settings": settings})
+                     settings: Mapping[str, Any], sources: Mapping[str, str],
+                     frontier: Sequence[Mapping[str, float]] | None = None) -> None:
+    """``aggregated_results.json`` (with the ``static_frontier`` when given),
+    ``comparison.log`` and both plots into ``run_dir``."""
+    data: dict[str, Any] = {"agents": results, "settings": settings}
+    if frontier:
+        data["static_frontier"] = list(frontier)
+    atomic_write_json(run_dir / RESULTS_FILE, data)
     write_log(run_dir / LOG_FILE, results, settings, sources)
     plot_comparison(results, run_dir / PLOTS_FILE)
-    plot_scatter(results, run_dir / SCATTER_FILE)
+    plot_scatter(results, run_dir / SCATTER_FILE, frontier)
+
+
+def frontier_on(env_args: Mapping[str, Any], seeds: Sequence[int]) -> list[dict[str, float]]:
+    """The static frontier (Static N for every N the env allows) on the twin, on the
+    comparison's own episode seeds."""
+    from dataclasses import asdict
+
+    from ..env import OpenFaaSAutoscalingEnv
+    from .calibration import static_frontier
+
+    env = OpenFaaSAutoscalingEnv(**{**env_args, "backend": "simulated", "backend_options": None})
+    try:
+        points = static_frontier(env, range(env.min_workers, env.max_workers + 1), seeds)
+    finally:
+        env.close()
+    return [asdict(p) for p in points]
+
+
+def calibrate_for(names: Sequence[str], args: argparse.Namespace, slo: float) -> dict:
+    """The calibrated baselines among ``names``, searched on the comparison's env."""
+    from ..env import OpenFaaSAutoscalingEnv
+    from .calibration import calibration_seeds
+
+    if not any(n in CALIBRATED for n in names):
+        return {}
+    if args.calibration_episodes < 1:
+        raise UsageError("--calibration-episodes must be >= 1")
+    env = OpenFaaSAutoscalingEnv(**{**env_kwargs(args), "backend": "simulated",
+                                    "backend_options": None})
+    try:
+        found = calibrate_agents(names, env, slo, calibration_seeds(args.calibration_episodes))
+    finally:
+        env.close()
+    for name, (_, cal) in found.items():
+        print(f"{name}: calibrated on the twin for SLO {slo:.3f} over "
+              f"{args.calibration_episodes} seeds: {cal.params} (QoS {cal.stats.final_qos:.4f}, "
+              f"mean workers {cal.stats.mean_workers:.2f})"
+              + ("" if cal.met else " - no candidate meets the SLO"))
+    return {name: policy for name, (policy, _) in found.items()}
 
 
 def _seed_everything(seed: int) -> None:
@@ -365,12 +434,15 @@ def compare(args: argparse.Namespace) -> int:
                          agent_names, settings, args.episodes)
     # Build (and load) every agent that still needs simulating, before simulating any.
     to_build = [n for n in agent_names if len(cached.get(n, [])) < args.episodes]
-    policies = build_policies(to_build, agent_options(args, probe.action_deltas))
+    opts = agent_options(args, probe.action_deltas)
+    opts.calibrated = calibrate_for(to_build, args, settings["slo"])
+    policies = build_policies(to_build, opts)
     run_dir = new_run_dir(args.output_dir or "runs/comparison", "compare")
     _seed_everything(args.seed)
     results, sources = simulate_agents(agent_names, policies, env_kwargs(args), seeds, cached,
                                        progress=print)
-    write_comparison(run_dir, results, settings, sources)
+    frontier = frontier_on(env_kwargs(args), seeds) if args.backend == "simulated" else None
+    write_comparison(run_dir, results, settings, sources, frontier)
     print("\n".join(summary_table(results)))
     print(f"results written to {run_dir}")
     return 0

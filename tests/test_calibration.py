@@ -1,0 +1,97 @@
+"""Calibrated baselines: the static frontier, StaticBest, KedaCalibrated (training.calibration)."""
+
+import json
+import math
+
+import pytest
+
+from rl_autoscaling.env import OpenFaaSAutoscalingEnv
+from rl_autoscaling.training.calibration import (
+    CALIBRATION_SEED_BASE,
+    PolicyStats,
+    calibrate_keda,
+    calibrate_static,
+    calibration_seeds,
+    frontier_workers_at,
+    static_frontier,
+)
+from rl_autoscaling.training.compare import main
+
+SLO = 0.99
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = OpenFaaSAutoscalingEnv(max_steps=30, step_duration=8.0, observation_window=8.0,
+                               initial_workers=12)
+    yield e
+    e.close()
+
+
+def test_static_best_is_the_cheapest_count_meeting_the_slo(env):
+    seeds = calibration_seeds(6)
+    cal = calibrate_static(env, SLO, seeds, counts=range(10, 21))
+    n = cal.params["workers"]
+    by_n = {p.workers: p for _, p in cal.tried}
+    assert cal.met and by_n[n].final_qos >= SLO
+    # every cheaper fixed count misses the SLO, and the chosen one is the cheapest that meets it
+    assert all(by_n[m].final_qos < SLO for m in by_n if m < n)
+    assert cal.stats.worker_seconds == min(p.worker_seconds for p in by_n.values()
+                                           if p.final_qos >= SLO)
+    # more workers cost more worker-seconds on the twin: the frontier is monotone in cost
+    costs = [by_n[m].worker_seconds for m in sorted(by_n)]
+    assert costs == sorted(costs)
+
+
+def test_an_unreachable_slo_falls_back_to_the_best_qos(env):
+    cal = calibrate_static(env, 1.01, calibration_seeds(2), counts=(10, 14))
+    assert not cal.met and cal.params == {"workers": 14}
+
+
+def test_keda_calibration_meets_the_slo_where_the_default_does_not(env):
+    seeds = calibration_seeds(4)
+    cal = calibrate_keda(env, SLO, seeds, targets=(1.0, 5.0), windows=(300.0,),
+                         floors=(12, 16, 18))
+    assert cal.met and cal.stats.final_qos >= SLO
+    default = next(s for p, s in cal.tried
+                   if p == {"target_per_replica": 5.0, "stabilization_window": 300.0,
+                            "min_workers": 1})
+    assert default.final_qos < SLO  # KEDA's defaults never scale on this workload
+    assert cal.stats.worker_seconds <= min(s.worker_seconds for _, s in cal.tried
+                                           if s.final_qos >= SLO)
+
+
+def test_frontier_interpolation():
+    pts = [PolicyStats(0.90, 12.0, 0, 1), PolicyStats(0.98, 14.0, 0, 1),
+           PolicyStats(0.99, 15.0, 0, 1), PolicyStats(0.995, 17.0, 0, 1)]
+    assert frontier_workers_at(pts, 0.985) == pytest.approx(14.5)
+    assert frontier_workers_at(pts, 0.99) == pytest.approx(15.0)
+    assert frontier_workers_at(pts, 0.5) == 12.0
+    assert math.isnan(frontier_workers_at(pts, 0.999))
+
+
+def test_calibration_seeds_are_disjoint_from_training_and_evaluation():
+    seeds = calibration_seeds(50)
+    assert min(seeds) == CALIBRATION_SEED_BASE and len(set(seeds)) == 50
+    assert min(seeds) > 10_000 + 50 * 1000  # past task seeds + episodes and eval seeds
+
+
+def test_compare_runs_calibrated_agents_and_writes_the_frontier(tmp_path, capsys, env):
+    out = tmp_path / "cmp"
+    assert main(["--agents", "staticbest", "keda", "--episodes", "2", "--max-steps", "10",
+                 "--calibration-episodes", "2", "--output-dir", str(out)]) == 0
+    assert "StaticBest: calibrated on the twin" in capsys.readouterr().out
+    (run,) = out.glob("compare_*")
+    data = json.loads((run / "aggregated_results.json").read_text())
+    assert set(data["agents"]) == {"StaticBest", "Keda"}
+    frontier = data["static_frontier"]
+    assert [p["workers"] for p in frontier] == list(range(1, 33))
+    assert data["settings"]["slo"] == pytest.approx(SLO)
+    assert (run / "qos_vs_workers.png").stat().st_size > 0
+    # the frontier is measured on the comparison's own episodes
+    n12 = next(p for p in frontier if p["workers"] == 12)
+    static = static_frontier(OpenFaaSAutoscalingEnv(max_steps=10, step_duration=8.0,
+                                                    observation_window=8.0,
+                                                    initial_workers=12),
+                             [12], data["settings"]["episode_seeds"])[0]
+    assert n12["final_qos"] == pytest.approx(static.final_qos)
