@@ -377,17 +377,35 @@ def default_config_path() -> Path:
     return Path(str(resources.files("rl_autoscaling") / "configs" / "default.yml"))
 
 
+def packaged_profiles() -> list[str]:
+    """Names of the packaged configuration profiles (``rl_autoscaling/configs/NAME.yml``)."""
+    return sorted(p.stem for p in default_config_path().parent.glob("*.yml"))
+
+
+def config_path(path: str | Path) -> Path:
+    """``path`` itself, or for a bare name (no path separator, no ``.yml``/``.yaml``) the
+    packaged profile of that name; an unknown name lists the available ones."""
+    text = str(path)
+    if "/" in text or "\\" in text or text.endswith((".yml", ".yaml")):
+        return Path(path)
+    candidate = default_config_path().parent / f"{text}.yml"
+    if not candidate.is_file():
+        raise ConfigError(f"unknown config profile {text!r}; packaged profiles: "
+                          f"{', '.join(packaged_profiles())} (or give a path to a YAML file)")
+    return candidate
+
+
 def load_config(
     path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
 ) -> FarmConfig:
     """Load the packaged default, or ``path`` on top of it, then apply ``overrides``.
 
     A user file need only hold the keys it changes; lists (e.g. ``phase_definitions``) replace
-    the default list as a whole.
+    the default list as a whole. A bare name (``spike``) loads a packaged profile.
     """
     data = _read_yaml(default_config_path())
     if path is not None:
-        data = apply_overrides(data, _read_yaml(Path(path)))
+        data = apply_overrides(data, _read_yaml(config_path(path)))
     if overrides:
         data = apply_overrides(data, overrides)
     return from_dict(data)

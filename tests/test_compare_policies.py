@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from rl_autoscaling.bench import policies as bench_policies
 from rl_autoscaling.training import compare
 from rl_autoscaling.training.compare import main
 
@@ -198,33 +197,6 @@ def test_module_cli_error_exit_code(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: unknown agent 'foo'")
     assert len(proc.stderr.strip().splitlines()) == 1
-
-
-def test_bench_policies_table(capsys, tmp_path):
-    out = tmp_path / "bench.json"
-    assert bench_policies.main(["--episodes", "2", "--max-steps", "6", "--agents", "static",
-                                "reactive-average", "--json", str(out)]) == 0
-    text = capsys.readouterr().out
-    for workload in ("default", "shuffle", "spike"):
-        assert f"### {workload} (2 episodes; work-conserving LB" in text
-    assert text.count("| Static |") == 3 and text.count("| ReactiveAverage |") == 3
-    results = json.loads(out.read_text())
-    for workload in ("default", "shuffle", "spike"):
-        lb, _ = results[workload]["lower_bound"]
-        row = results[workload]["agents"]["Static"]
-        # Static holds 12 workers: the ratio is 12 / LB.
-        assert row["mean_workers"][0] == 12.0
-        assert row["lb_ratio"][0] == pytest.approx(12.0 / lb, rel=0.05)
-    assert bench_policies.main(["--agents", "dqn"]) == 2
-
-
-def test_spike_workload_is_valid():
-    from rl_autoscaling.config import load_config
-    from rl_autoscaling.farm.workload import expected_task_count
-
-    cfg = load_config(None, {"phase_definitions": bench_policies.spike_phases()})
-    assert [p.pattern for p in cfg.phase_definitions] == ["steady", "spike", "steady"]
-    assert expected_task_count(cfg) == 300 + 450 + 300
 
 
 def test_unreadable_model_is_a_one_line_error(tmp_path, capsys):

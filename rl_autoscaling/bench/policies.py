@@ -1,160 +1,310 @@
 """Policy benchmark: ``python -m rl_autoscaling.bench policies [options]``.
 
-For each workload (the default, the default with phase shuffle, a spike) and each agent (every
-baseline, plus SARSA / DQN when ``--model`` / ``--dqn-model`` are given) it runs the same
-seeded episodes (episode i: ``reset(seed=seed + i)``, identical for every agent) and prints a
-table of mean +- std over episodes: final QoS, mean and max workers, scaling actions, total
-reward, and mean workers divided by the work-conserving lower bound
-``LB = total processing seconds / episode seconds`` (the fewest workers that could have done
-the episode's work in the time it took; a ratio near 1 runs close to the limit, below 1 means
-work was left undone). Every per-episode figure comes from ``metrics.EpisodeTrace``.
+The evaluation protocol of docs/baselines.md#comparing-fairly, as one command:
+
+1. **Calibrated baselines** per workload: the static frontier (Static N for every N, on the
+   evaluation seeds), ``StaticBest`` and ``KedaCalibrated`` (searched on calibration seeds),
+   next to KEDA with its defaults.
+2. **Trained agents**: each algorithm is trained by its default command (``python -m
+   rl_autoscaling.train_<algo> --output-dir ...`` plus the workload's flags) with
+   ``--train-seeds`` training seeds; training seed k uses ``--seed 42 + k`` and workload seeds
+   from ``--task-seed (k + 1) * 10000`` on, so no two seeds share a workload.
+3. **Evaluation** greedily on ``--eval-episodes`` episode seeds from 500 000 on: disjoint from
+   every training seed and from the calibration seeds (900 000 on). Each trained model is
+   also evaluated on the other workloads (train-on-one / evaluate-on-another).
+
+Reported per agent and workload: mean +- 95 % CI over training seeds (t distribution; for
+baselines over episodes) of final QoS, mean workers, worker-seconds per completed task and
+the ratio of mean workers to the static frontier at the same QoS (below 1: cheaper than any
+fixed count reaching that QoS; NaN above the frontier's best QoS). Writes ``report.md``,
+``results.json`` and ``pareto_<workload>.png`` to ``<output-dir>/bench_<UTC ts>/``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import math
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..common.metrics import mean_std
-from ..training.agents import BASELINES, AgentError, AgentOptions, build_policies, resolve_agents
-from ..training.compare import UsageError, run_policy_episode
+import numpy as np
 
+from ..common.errors import UserError, run_guarded
+from ..common.modelio import atomic_write_json, atomic_write_text
+from ..common.rundir import new_run_dir
+from ..training.calibration import (
+    calibrated_policy,
+    calibration_seeds,
+    frontier_workers_at,
+    static_frontier,
+)
 
-def spike_phases() -> list[dict[str, Any]]:
-    """The spike workload: 60 s steady at x1.0, then a 60 s phase at x1.0 with a x3.0 spike
-    from 15 s to 30 s, then 60 s steady at x1.0 (300 + 450 + 300 = 1050 tasks).
+log = logging.getLogger(__name__)
 
-    Built as a ``phase_definitions`` override of the default configuration.
-    """
-    return [
-        {"name": "Steady", "multiplier": 1.0, "phase_duration": 60, "pattern": "steady"},
-        {"name": "Spike", "multiplier": 1.0, "phase_duration": 60, "pattern": "spike",
-         "spike_multiplier": 3.0, "spike_start": 15, "spike_duration": 15},
-        {"name": "Steady After Spike", "multiplier": 1.0, "phase_duration": 60,
-         "pattern": "steady"},
-    ]
-
-
-#: Workload name -> extra env keyword arguments.
-WORKLOADS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "shuffle": {"phase_shuffle": True, "phase_shuffle_seed": None},
-    "spike": {"config": {"phase_definitions": spike_phases()}},
+EVAL_SEED_BASE = 500_000
+#: Workload name -> (env keyword arguments, trainer flags).
+WORKLOADS: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "default": ({}, []),
+    "shuffle": ({"phase_shuffle": True, "phase_shuffle_seed": None}, ["--phase-shuffle"]),
+    "spike": ({"config": "spike"}, ["--config", "spike"]),
+    "ramp": ({"config": "ramp"}, ["--config", "ramp"]),
 }
+ENV_ARGS = {"max_steps": 30, "step_duration": 8.0, "observation_window": 8.0,
+            "initial_workers": 12}
+METRICS = (("final_qos", "final QoS", 4), ("mean_workers", "mean workers", 2),
+           ("wsec_per_task", "worker-s / task", 2), ("frontier_ratio", "W / frontier W", 3))
+#: Two-sided 95 % t quantiles by degrees of freedom (1.96 beyond the table).
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
-COLUMNS = (("final_qos", "final QoS", 3), ("mean_workers", "mean W", 2),
-           ("max_workers", "max W", 1), ("scaling_actions", "scalings", 1),
-           ("total_reward", "reward", 1), ("lb_ratio", "mean W / LB", 2))
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95 % confidence interval (t distribution)."""
+    x = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return math.nan, math.nan
+    if x.size == 1:
+        return float(x[0]), math.nan
+    t = _T95[x.size - 2] if x.size - 2 < len(_T95) else 1.96
+    return float(x.mean()), float(t * x.std(ddof=1) / math.sqrt(x.size))
 
 
-def bench_workload(workload: str, agents: Sequence[str], opts: AgentOptions, episodes: int,
-                   seed: int, env_args: Mapping[str, Any]) -> dict[str, Any]:
-    """Run every agent on ``episodes`` seeded episodes of ``workload``.
-
-    Returns ``{"lower_bound": (mean, std), "agents": {name: {metric: (mean, std)}}}``; the
-    lower bound is averaged over every agent's episodes (episode length varies by agent).
-    """
+def make_env(workload: str):
     from ..env import OpenFaaSAutoscalingEnv
 
-    kwargs = {**env_args, **WORKLOADS[workload]}
-    policies = build_policies(agents, opts)
-    seeds = [seed + i for i in range(episodes)]
-    out: dict[str, Any] = {"agents": {}}
-    bounds: list[float] = []
-    for name, policy in policies.items():
-        env = OpenFaaSAutoscalingEnv(**kwargs)
-        rows: dict[str, list[float]] = {key: [] for key, _, _ in COLUMNS}
-        lbs = []
-        for s in seeds:
-            trace, extra = run_policy_episode(env, policy, s)
-            summary = trace.summary()
-            lb = extra["total_work"] / extra["episode_seconds"]
-            lbs.append(lb)
-            for key, _, _ in COLUMNS[:-1]:
-                rows[key].append(float(summary[key]))
-            rows["lb_ratio"].append(summary["mean_workers"] / lb if lb > 0 else math.nan)
-        env.close()
-        bounds += lbs
-        out["agents"][name] = {key: mean_std(vals) for key, vals in rows.items()}
-    out["lower_bound"] = mean_std(bounds)
+    return OpenFaaSAutoscalingEnv(**ENV_ARGS, **WORKLOADS[workload][0])
+
+
+def episode_figures(env, policy, seeds: Sequence[int], frontier) -> dict[str, list[float]]:
+    """Per-episode figures of ``policy`` on ``env`` (greedy, one episode per seed)."""
+    from ..common.rollout import run_episode
+
+    out: dict[str, list[float]] = {key: [] for key, _, _ in METRICS}
+    out["worker_counts"] = []
+    for seed in seeds:
+        policy.reset()
+        trace = run_episode(env, policy.act, seed=int(seed))
+        s = trace.summary()
+        out["final_qos"].append(s["final_qos"])
+        out["mean_workers"].append(s["mean_workers"])
+        out["wsec_per_task"].append(s["worker_seconds"] / max(1, s["processed_tasks"]))
+        out["frontier_ratio"].append(math.nan)
+        out["worker_counts"].append(list(trace.worker_counts))
+    # the ratio compares the policy's mean figures with the frontier at its mean QoS
+    q, w = float(np.mean(out["final_qos"])), float(np.mean(out["mean_workers"]))
+    out["frontier_ratio"] = [w / frontier_workers_at(frontier, q)] * len(seeds)
     return out
 
 
-def format_table(workload: str, result: Mapping[str, Any], episodes: int) -> str:
-    """A Markdown table for one workload."""
-    lb_mean, lb_std = result["lower_bound"]
-    lines = [f"### {workload} ({episodes} episodes; work-conserving LB "
-             f"{lb_mean:.2f} +- {lb_std:.2f} workers)", "",
-             "| agent | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
-             "|---|" + "---:|" * len(COLUMNS)]
-    for name, row in result["agents"].items():
-        cells = [f"{row[key][0]:.{d}f} +- {row[key][1]:.{d}f}" for key, _, d in COLUMNS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+def summarise(per_unit: Sequence[Mapping[str, list[float]]]) -> dict[str, Any]:
+    """mean +- CI over units (training seeds), each unit the mean over its episodes; a single
+    unit (a baseline) gets its CI over episodes instead."""
+    row: dict[str, Any] = {}
+    for key, _, _ in METRICS:
+        if len(per_unit) == 1:
+            row[key] = mean_ci95(per_unit[0][key])
+        else:
+            row[key] = mean_ci95([float(np.nanmean(u[key])) for u in per_unit])
+    row["units"] = len(per_unit)
+    row["per_step_workers"] = np.mean([np.mean(u["worker_counts"], axis=0)
+                                       for u in per_unit if _rectangular(u["worker_counts"])]
+                                      or [[math.nan]], axis=0).tolist()
+    return row
+
+
+def _rectangular(rows: Sequence[Sequence[float]]) -> bool:
+    return len({len(r) for r in rows}) == 1
+
+
+def train(algo: str, workload: str, k: int, out: Path, extra: Sequence[str]) -> tuple[Path,
+                                                                                    float]:
+    """Train ``algo`` by its default command on ``workload`` with training seed ``k``; the
+    chosen model file (``<algo>_best.*`` if written, else ``<algo>_final.*``) and wall time."""
+    run_base = out / "train" / f"{algo}_{workload}_s{k}"
+    cmd = [sys.executable, "-m", f"rl_autoscaling.train_{algo}", "--output-dir", str(run_base),
+           "--seed", str(42 + k), "--task-seed", str((k + 1) * 10_000),
+           *WORKLOADS[workload][1], *extra]
+    log.info("training: %s", " ".join(cmd[1:]))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise UserError(f"training failed ({' '.join(cmd[1:])}): "
+                        f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ''}")
+    suffix = ".pkl" if algo == "sarsa" else ".pt"
+    (run,) = sorted(run_base.glob(f"{algo}_run_*"))[-1:]
+    for tag in ("best", "final"):
+        model = run / "models" / f"{algo}_{tag}{suffix}"
+        if model.is_file():
+            return model, wall
+    raise UserError(f"training wrote no model under {run}")
+
+
+def load_trained(algo: str, path: Path):
+    if algo == "sarsa":
+        from ..algorithms.sarsa.policy import SarsaPolicy
+
+        return SarsaPolicy.load(path)
+    from ..algorithms.dqn.policy import DqnPolicy
+
+    return DqnPolicy.load(path)
+
+
+def run_protocol(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    eval_seeds = [EVAL_SEED_BASE + i for i in range(args.eval_episodes)]
+    cal_seeds = calibration_seeds(args.calibration_episodes)
+    results: dict[str, Any] = {"settings": {**vars(args), "eval_seeds": eval_seeds,
+                                            "calibration_seeds": cal_seeds},
+                               "workloads": {}}
+    frontiers: dict[str, list] = {}
+    for workload in args.workloads:
+        env = make_env(workload)
+        frontiers[workload] = static_frontier(env, range(env.min_workers, env.max_workers + 1),
+                                              eval_seeds)
+        rows: dict[str, Any] = {}
+        for name in ("StaticBest", "KedaCalibrated"):
+            policy, cal = calibrated_policy(name, env, args.slo, cal_seeds)
+            rows[name] = {**summarise([episode_figures(env, policy, eval_seeds,
+                                                       frontiers[workload])]),
+                          "params": cal.params, "slo_met_in_calibration": cal.met}
+        from ..policies.keda import KedaQueue
+
+        rows["Keda"] = summarise([episode_figures(
+            env, KedaQueue(min_workers=env.min_workers, max_workers=env.max_workers,
+                           step_duration=env.step_duration, action_deltas=env.action_deltas),
+            eval_seeds, frontiers[workload])])
+        env.close()
+        results["workloads"][workload] = {
+            "frontier": [{"workers": p.workers, "final_qos": p.final_qos,
+                          "mean_workers": p.mean_workers} for p in frontiers[workload]],
+            "agents": rows}
+        print(f"[{workload}] baselines done", flush=True)
+    extra = args.trainer_args.split() if args.trainer_args else []
+    for algo in args.algos:
+        for train_on in args.train_workloads:
+            units: dict[str, list] = {w: [] for w in args.workloads}
+            walls = []
+            for k in range(args.train_seeds):
+                model, wall = train(algo, train_on, k, out, extra)
+                walls.append(wall)
+                policy = load_trained(algo, model)
+                for workload in args.workloads:
+                    env = make_env(workload)
+                    units[workload].append(episode_figures(env, policy, eval_seeds,
+                                                           frontiers[workload]))
+                    env.close()
+                print(f"[{algo} trained on {train_on}, seed {k}] {wall:.0f} s", flush=True)
+            for workload in args.workloads:
+                name = algo.upper() if workload == train_on else f"{algo.upper()}@{train_on}"
+                if workload != train_on and not args.shift:
+                    continue
+                results["workloads"][workload]["agents"][name] = {
+                    **summarise(units[workload]), "train_wall_s": mean_ci95(walls),
+                    "trained_on": train_on}
+    return results
+
+
+def format_report(results: Mapping[str, Any]) -> str:
+    s = results["settings"]
+    lines = ["# Policy benchmark", "",
+             f"SLO: final QoS >= {s['slo']}; {s['eval_episodes']} evaluation episodes "
+             f"(seeds {EVAL_SEED_BASE}..); {s['train_seeds']} training seeds per trained "
+             f"agent; calibration on {s['calibration_episodes']} other seeds. Cells: mean +- "
+             "95 % CI (trained: over training seeds; baselines: over episodes). "
+             "`ALGO@w`: trained on workload w.", ""]
+    for workload, data in results["workloads"].items():
+        lines += [f"## {workload}", "",
+                  "| agent | " + " | ".join(t for _, t, _ in METRICS) + " |",
+                  "|---|" + "---:|" * len(METRICS)]
+        for name, row in data["agents"].items():
+            cells = [f"{row[k][0]:.{d}f} +- {row[k][1]:.{d}f}" for k, _, d in METRICS]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
     return "\n".join(lines)
+
+
+def plot_pareto(workload: str, data: Mapping[str, Any], path: Path) -> Path:
+    """Final QoS against mean workers: the static frontier as a line, each agent as a point
+    with its 95 % CI in both directions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    agents = data["agents"]
+    lowest = min(r["final_qos"][0] for r in agents.values()) - 0.05
+    pts = [p for p in data["frontier"] if p["final_qos"] >= lowest] or data["frontier"]
+    ax.plot([p["mean_workers"] for p in pts], [100 * p["final_qos"] for p in pts], "-",
+            color="0.55", label="static frontier (Static N)", zorder=1)
+    for p in pts:
+        ax.annotate(str(p["workers"]), (p["mean_workers"], 100 * p["final_qos"]), fontsize=6,
+                    color="0.45", textcoords="offset points", xytext=(2, -8))
+    for i, (name, row) in enumerate(agents.items()):
+        (w, dw), (q, dq) = row["mean_workers"], row["final_qos"]
+        ax.errorbar([w], [100 * q], xerr=[0 if math.isnan(dw) else dw],
+                    yerr=[0 if math.isnan(dq) else 100 * dq], fmt="os^Dv<>P"[i % 8],
+                    color=f"C{i % 10}", capsize=3, label=name, zorder=2)
+    ax.set_xlabel("Mean workers")
+    ax.set_ylabel("Final QoS (%)")
+    ax.set_title(f"{workload}: QoS vs cost (mean, 95 % CI)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rl_autoscaling.bench policies",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--episodes", type=int, default=20, help="seeded episodes per agent (>= 1)")
-    p.add_argument("--seed", type=int, default=42, help="episode i uses reset(seed=seed + i)")
+    p.add_argument("--algos", nargs="*", choices=("sarsa", "dqn"), default=["sarsa", "dqn"],
+                   help="algorithms to train (none: baselines only)")
     p.add_argument("--workloads", nargs="+", choices=tuple(WORKLOADS), default=list(WORKLOADS),
-                   help="workloads to run")
-    p.add_argument("--agents", nargs="+", metavar="NAME",
-                   help="agents (default: every baseline, plus sarsa/dqn when a model is given)")
-    p.add_argument("--model", help="SARSA model (.pkl)")
-    p.add_argument("--dqn-model", help="DQN model (.pt)")
-    p.add_argument("--max-steps", type=int, default=30, help="steps per episode")
-    p.add_argument("--step-duration", type=float, default=8.0, help="seconds per step")
-    p.add_argument("--observation-window", type=float, default=8.0, help="observation window, s")
-    p.add_argument("--initial-workers", type=int, default=12, help="workers at reset")
-    p.add_argument("--static-workers", type=int, default=None,
-                   help="N for agent 'static' (default: --initial-workers)")
-    p.add_argument("--keda-target", type=float, default=5.0,
-                   help="KEDA queued tasks per worker (listLength)")
-    p.add_argument("--keda-window", type=float, default=300.0,
-                   help="KEDA scale-down stabilisation window, seconds")
-    p.add_argument("--json", dest="json_out", help="also write the results to this JSON file")
+                   help="workloads to evaluate on")
+    p.add_argument("--train-workloads", nargs="+", choices=tuple(WORKLOADS),
+                   default=["default", "shuffle", "spike"],
+                   help="workloads to train on (each trained model is evaluated on every "
+                        "workload with --shift)")
+    p.add_argument("--shift", action="store_true",
+                   help="also report each model on the workloads it was not trained on")
+    p.add_argument("--train-seeds", type=int, default=3, help="training seeds per agent")
+    p.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes")
+    p.add_argument("--calibration-episodes", type=int, default=20,
+                   help="episodes per calibration candidate")
+    p.add_argument("--slo", type=float, default=0.99, help="final-QoS SLO")
+    p.add_argument("--trainer-args", default="",
+                   help="extra flags for every trainer (default: none, the default command)")
+    p.add_argument("--output-dir", default="runs", help="where bench_<ts>/ goes")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``bench policies``; returns the exit code."""
     args = build_parser().parse_args(argv)
-    try:
-        if args.episodes < 1:
-            raise UsageError("--episodes must be >= 1")
-        names = [n for v in (args.agents or []) for n in v.split(",") if n.strip()]
-        if not names:
-            names = (["sarsa"] if args.model else []) + (["dqn"] if args.dqn_model else []) + [
-                b.lower() for b in BASELINES]
-        agents = resolve_agents(names)
-        opts = AgentOptions(initial_workers=args.initial_workers,
-                            step_duration=args.step_duration, model=args.model,
-                            dqn_model=args.dqn_model, static_workers=args.static_workers,
-                            keda_target=args.keda_target, keda_window=args.keda_window)
-        build_policies(agents, opts)  # fail fast: unknown names, missing models
-        env_args = dict(max_steps=args.max_steps, step_duration=args.step_duration,
-                        observation_window=args.observation_window,
-                        initial_workers=args.initial_workers)
-        results = {}
-        for workload in args.workloads:
-            results[workload] = bench_workload(workload, agents, opts, args.episodes,
-                                               args.seed, env_args)
-            print(format_table(workload, results[workload], args.episodes) + "\n", flush=True)
-    except (UsageError, AgentError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(results, indent=2))
-    return 0
 
+    def go() -> int:
+        for flag in ("train_seeds", "eval_episodes", "calibration_episodes"):
+            if getattr(args, flag) < 1:
+                raise UserError(f"--{flag.replace('_', '-')} must be >= 1")
+        if not 0 < args.slo <= 1:
+            raise UserError(f"--slo must be in (0, 1], got {args.slo}")
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        out = new_run_dir(args.output_dir, "bench")
+        results = run_protocol(args, out)
+        report = format_report(results)
+        for workload, data in results["workloads"].items():
+            plot_pareto(workload, data, out / f"pareto_{workload}.png")
+        atomic_write_json(out / "results.json", results)
+        atomic_write_text(out / "report.md", report + "\n")
+        print(report)
+        print(f"written to {out}")
+        return 0
 
-bench_policies = main  # the name the issue asks for
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return run_guarded(go)

@@ -1,0 +1,65 @@
+"""The policy benchmark protocol (bench policies): calibrated baselines, trained agents over
+training seeds, disjoint evaluation seeds, mean +- 95 % CI, the report and Pareto plots."""
+
+import json
+import math
+
+import pytest
+
+from rl_autoscaling.bench import policies as bench
+from rl_autoscaling.config import load_config
+from rl_autoscaling.farm.workload import expected_task_count
+
+
+def test_mean_ci95_uses_the_t_distribution():
+    mean, half = bench.mean_ci95([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / math.sqrt(3))
+    assert math.isnan(bench.mean_ci95([5.0])[1]) and math.isnan(bench.mean_ci95([])[0])
+
+
+def test_packaged_spike_and_ramp_profiles():
+    spike, ramp = load_config("spike"), load_config("ramp")
+    assert [p.pattern for p in spike.phase_definitions] == ["steady", "spike", "steady"]
+    assert expected_task_count(spike) == 300 + 450 + 300
+    assert [p.pattern for p in ramp.phase_definitions] == ["ramp", "ramp"]
+
+
+def test_baselines_only_report(tmp_path, capsys):
+    assert bench.main(["--algos", "--workloads", "default", "spike", "--eval-episodes", "3",
+                       "--calibration-episodes", "2", "--output-dir", str(tmp_path)]) == 0
+    (out,) = tmp_path.glob("bench_*")
+    report = (out / "report.md").read_text()
+    assert "## default" in report and "## spike" in report
+    results = json.loads((out / "results.json").read_text())
+    for workload in ("default", "spike"):
+        agents = results["workloads"][workload]["agents"]
+        assert set(agents) == {"StaticBest", "KedaCalibrated", "Keda"}
+        # StaticBest is a point of the frontier measured on the same seeds: ratio 1
+        assert agents["StaticBest"]["frontier_ratio"][0] == pytest.approx(1.0)
+        assert (out / f"pareto_{workload}.png").stat().st_size > 0
+    assert set(results["settings"]["eval_seeds"]).isdisjoint(
+        results["settings"]["calibration_seeds"])
+
+
+def test_trained_agents_over_training_seeds(tmp_path, monkeypatch):
+    tiny = "--episodes 2 --checkpoint-every 0 --eval-episodes 0"
+    assert bench.main(["--algos", "sarsa", "--workloads", "default", "--train-workloads",
+                       "default", "--train-seeds", "2", "--eval-episodes", "2",
+                       "--calibration-episodes", "1", "--trainer-args", tiny,
+                       "--output-dir", str(tmp_path)]) == 0
+    (out,) = tmp_path.glob("bench_*")
+    results = json.loads((out / "results.json").read_text())
+    row = results["workloads"]["default"]["agents"]["SARSA"]
+    assert row["units"] == 2 and len(row["per_step_workers"]) >= 1
+    q, half = row["final_qos"]
+    assert 0.0 <= q <= 1.0 and half >= 0.0
+    # two training seeds: two runs with their own, disjoint workload seeds
+    logs = sorted((out / "train").glob("sarsa_default_s*/sarsa_run_*/logs/training.log"))
+    assert len(logs) == 2
+    assert "10000" in logs[0].read_text() and "20000" in logs[1].read_text()
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
+    assert bench.main(["--algos", "--train-seeds", "0", "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --train-seeds must be >= 1"]
