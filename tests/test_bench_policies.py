@@ -24,6 +24,7 @@ def test_packaged_spike_and_ramp_profiles():
     assert [p.pattern for p in ramp.phase_definitions] == ["ramp", "ramp"]
 
 
+@pytest.mark.slow
 def test_baselines_only_report(tmp_path, capsys):
     assert bench.main(["--algos", "--workloads", "default", "spike", "--eval-episodes", "3",
                        "--calibration-episodes", "2", "--output-dir", str(tmp_path)]) == 0
@@ -41,6 +42,7 @@ def test_baselines_only_report(tmp_path, capsys):
         results["settings"]["calibration_seeds"])
 
 
+@pytest.mark.slow
 def test_trained_agents_over_training_seeds(tmp_path, monkeypatch):
     tiny = "--episodes 2 --checkpoint-every 0 --eval-episodes 0"
     assert bench.main(["--algos", "sarsa", "--workloads", "default", "--train-workloads",

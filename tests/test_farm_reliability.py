@@ -24,8 +24,9 @@ from rl_autoscaling.farm.functions.lifecycle import active_members
 from rl_autoscaling.farm.functions.protocol import FarmKeys, LiveFarmError, RedisLink, dumps
 from rl_autoscaling.farm.live import LiveFarm
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
-                                reason="redis-server is not installed")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("redis-server") is None,
+                                reason="redis-server is not installed")]
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("farm_driver.py")

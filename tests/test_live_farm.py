@@ -21,8 +21,9 @@ from rl_autoscaling.farm.functions.protocol import LiveFarmError
 from rl_autoscaling.farm.simulated import SimulatedFarm
 from rl_autoscaling.farm.workload import episode_workload
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
-                                reason="redis-server is not installed")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("redis-server") is None,
+                                reason="redis-server is not installed")]
 
 ROOT = Path(__file__).resolve().parents[1]
 TIME_SCALE = 0.05  # 20x faster than real time

@@ -252,6 +252,7 @@ def test_make_scaler_uses_the_config_names():
         make_scaler("swarm", cfg)
 
 
+@pytest.mark.slow
 def test_local_scaler_starts_scales_and_stops_processes(redis_link):
     """Real processes: start, scale up (announced), scale down by SYN/ACK, stop."""
     cfg = load_config(None, {"timing.ack_max_polls": 50})

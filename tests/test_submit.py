@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +24,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from procs import free_ports, pids_using
+from procs import free_ports, pids_using, stop_ray_head
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD_START_TIMEOUT = 180
@@ -94,30 +92,9 @@ class RayHead:
         raise TimeoutError(f"Ray head not ready after {timeout}s:\n" + self.output())
 
     def stop(self) -> None:
-        """Stop this head only: SIGTERM its `ray start --block` (which shuts its processes
-        down; signalling the whole group at once makes that shutdown hang for a minute), then
-        kill its process group and any process still naming its temp dir."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait(timeout=30)
-        deadline = time.time() + 30
-        while (left := pids_using(self.temp_dir)) and time.time() < deadline:
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.5)
+        """This head only (see procs.stop_ray_head)."""
+        stop_ray_head(self.proc, self.temp_dir)
         self.log.close()
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ def only_run(out: Path) -> Path:
 
 # ---------------------------------------------------------------------------- the CLIs
 
+@pytest.mark.slow
 def test_readme_commands_train_then_test(tmp_path):
     out = tmp_path / "runs"
     proc = cli("rl_autoscaling.train_sarsa", *README_TRAIN, "--output-dir", str(out))
@@ -181,6 +182,7 @@ def test_bad_bins_is_an_argparse_error():
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_interrupt_model_and_exits_130(tmp_path):
     out = tmp_path / "runs"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

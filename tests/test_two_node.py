@@ -20,11 +20,10 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from procs import free_ports, pids_using
+from procs import free_ports, kill_pids_using
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 600
@@ -86,14 +85,7 @@ def test_smoke_experiment_spreads_env_runners_over_two_nodes(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             log, _ = proc.communicate(timeout=60)
-        deadline = time.time() + 30
-        while (left := pids_using(temp_dir)) and time.time() < deadline:
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.5)
+        kill_pids_using(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
     assert proc.returncode == 0 and out.exists(), log[-6000:]
