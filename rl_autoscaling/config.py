@@ -155,6 +155,16 @@ class Distribution:
     mean: float = field(default=0.0, metadata=_check(ge=0))
     std: float = field(default=0.0, metadata=_check(ge=0))
 
+    def sample(self, rng) -> float:
+        """One draw with ``rng`` (a ``numpy.random.Generator``)."""
+        if self.distribution == "fixed":
+            return self.value
+        if self.distribution == "uniform":
+            return float(rng.uniform(self.low, self.high))
+        value = float(rng.normal(self.mean, self.std))
+        hi = self.high if self.high > self.low else float("inf")
+        return min(max(value, self.low), hi)
+
     def _validate(self, path: str) -> None:
         if self.low > self.high:
             raise ConfigError(f"{path}.low must be <= high")

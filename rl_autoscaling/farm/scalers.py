@@ -50,7 +50,6 @@ from .functions.protocol import (
     control,
     loads,
 )
-from .simulated import sample
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 SCALERS = ("local", "kubernetes", "openfaas")
@@ -334,7 +333,7 @@ class LocalProcessScaler(Scaler):
             raise LiveFarmError(f"{count - len(started)} new worker(s) did not start within "
                                 f"{self.start_timeout:.0f} s (logs in {self.log_dir})")
         if self.emulate_latency:
-            latency = max(sample(self.config.timing.scale_up_latency, self._rng)
+            latency = max(self.config.timing.scale_up_latency.sample(self._rng)
                           for _ in range(count))
             time.sleep(max(0.0, start + self._scaled(latency) - time.time()))
         return count
@@ -352,7 +351,7 @@ class LocalProcessScaler(Scaler):
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-            delay = (sample(self.config.timing.scale_down_removal_delay, self._rng)
+            delay = (self.config.timing.scale_down_removal_delay.sample(self._rng)
                      if self.emulate_latency else 0.0)
             self._retiring.append(float(msg.get("ack_timestamp", time.time()))
                                   + self._scaled(delay))

@@ -28,20 +28,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..config import Distribution, FarmConfig
+from ..config import FarmConfig
 from .base import Completions, FarmBackend, FarmSnapshot, ScaleResult
 from .workload import Workload, episode_seeds, episode_workload
-
-
-def sample(dist: Distribution, rng: np.random.Generator) -> float:
-    """One draw from a configured latency distribution."""
-    if dist.distribution == "fixed":
-        return dist.value
-    if dist.distribution == "uniform":
-        return float(rng.uniform(dist.low, dist.high))
-    value = float(rng.normal(dist.mean, dist.std))
-    hi = dist.high if dist.high > dist.low else math.inf
-    return min(max(value, dist.low), hi)
 
 
 class SimulatedFarm(FarmBackend):
@@ -152,7 +141,7 @@ class SimulatedFarm(FarmBackend):
 
     def _scale_up(self, count: int) -> ScaleResult:
         start = self._now
-        latencies = [sample(self.config.timing.scale_up_latency, self._rng) for _ in range(count)]
+        latencies = [self.config.timing.scale_up_latency.sample(self._rng) for _ in range(count)]
         for lat in latencies:
             self._add_worker(start + lat)
         # The deploy call returns once every new worker has started.
@@ -174,7 +163,7 @@ class SimulatedFarm(FarmBackend):
             self._heap[index] = self._heap[-1]
             self._heap.pop()
             heapq.heapify(self._heap)
-            self._removals.append(ack_time + sample(timing.scale_down_removal_delay, self._rng))
+            self._removals.append(ack_time + timing.scale_down_removal_delay.sample(self._rng))
             applied += 1
             last_ack = ack_time
         # The env polls the ACK queue every ack_poll_interval seconds.
@@ -197,7 +186,7 @@ class SimulatedFarm(FarmBackend):
 
     def snapshot(self, overhead: bool = True) -> FarmSnapshot:
         if overhead:
-            self.wait(sample(self.config.timing.step_overhead, self._rng))
+            self.wait(self.config.timing.step_overhead.sample(self._rng))
         now = self._now
         lo, hi = self._uncollected, self._next
         collect = self._collect[lo:hi]
