@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..common.errors import EXIT_INTERRUPTED, run_guarded, signals_interrupt
 from ..config import ConfigError
 from .specs import TUNE_CONFIG_DIR, ExperimentSpec, load_spec, parse_set, to_tune_space
 
 ALGOS = ("sarsa", "dqn")
-EXIT_INTERRUPTED = 130
 
 
 # --------------------------------------------------------------------------- algorithms
@@ -267,7 +267,8 @@ def run(args: argparse.Namespace) -> int:
             ray.init(num_cpus=args.num_cpus)
     tuner, resumed = build_tuner(spec, storage if isinstance(storage, Path) else Path(storage),
                                  args.resume, args.seed)
-    results = tuner.fit()
+    with signals_interrupt():  # ray.init installed its own SIGTERM handler
+        results = tuner.fit()
     exported = export_experiment(results, args.algo, args.output)
     for trial_dir, run_dir in exported["runs"].items():
         print(f"exported {trial_dir} -> {run_dir}")
@@ -286,9 +287,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse and run; bad input is one line and exit 2 (``run_guarded``), SIGTERM and SIGHUP
+    stop the experiment the way Ctrl+C does."""
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_guarded(lambda: run(args))

@@ -13,10 +13,9 @@ traceback); ``fn``'s own return value is the exit code otherwise.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any, Callable, Mapping
 
-from ..common.errors import EXIT_INTERRUPTED, run_guarded
+from ..common.errors import run_guarded
 
 #: CLI defaults of the env flags (docs/algorithms.md#sarsalambda; the env's own defaults are docs/env.md's).
 ENV_DEFAULTS: dict[str, Any] = {
@@ -140,14 +139,10 @@ def env_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def trainer_main(parser: argparse.ArgumentParser,
                  train: Callable[[argparse.Namespace], int], argv=None) -> int:
-    """A trainer's ``main``: parse, train; one-line errors (exit 2); Ctrl+C before the training
-    loop (which handles its own) exits 130."""
+    """A trainer's ``main``: parse, train; one-line errors (exit 2); Ctrl+C, SIGTERM or
+    SIGHUP before the training loop (which handles its own) exits 130."""
     args = parser.parse_args(argv)
-    try:
-        return run_guarded(lambda: train(args))
-    except KeyboardInterrupt:
-        print("interrupted before training started", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_guarded(lambda: train(args), interrupted="interrupted before training started")
 
 
 __all__ = [

@@ -44,6 +44,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..common.errors import signals_interrupt
 from ..common.metrics import EpisodeTrace
 from ..common.rollout import evaluate_checkpoint, evaluation_env_config
 from .cli import (
@@ -55,7 +56,14 @@ from .cli import (
     positive_int,
     trainer_main,
 )
-from .harness import RunDirectory, close_logger, run_training, setup_run_logger, stop_algorithm
+from .harness import (
+    RunDirectory,
+    close_logger,
+    logged_failure,
+    run_training,
+    setup_run_logger,
+    stop_algorithm,
+)
 
 ALGO = "dqn"
 
@@ -277,16 +285,18 @@ def train(args: argparse.Namespace) -> int:
                  logging_level=logging.ERROR)
     trainer = None
     try:
-        trainer = DqnTrainer(args, env_config, hp, resumed, log)
-        log.info("Command: %s", " ".join(sys.argv))
-        log.info("Environment: %s", env_config)
-        log.info("Hyperparameters: %s; seed %d", hp.to_dict(), args.seed)
-        outcome = run_training(
-            run, log, episodes=args.episodes, train_episode=trainer.train_episode,
-            save_model=trainer.save_model,
-            evaluate=trainer.evaluate if args.eval_episodes > 0 else None,
-            checkpoint_every=args.checkpoint_every, model_suffix=".pt")
-        return outcome.exit_code
+        # ray.init installed its own SIGTERM handler: SIGTERM/SIGHUP are Ctrl+C again here
+        with signals_interrupt(), logged_failure(log):
+            trainer = DqnTrainer(args, env_config, hp, resumed, log)
+            log.info("Command: %s", " ".join(sys.argv))
+            log.info("Environment: %s", env_config)
+            log.info("Hyperparameters: %s; seed %d", hp.to_dict(), args.seed)
+            outcome = run_training(
+                run, log, episodes=args.episodes, train_episode=trainer.train_episode,
+                save_model=trainer.save_model,
+                evaluate=trainer.evaluate if args.eval_episodes > 0 else None,
+                checkpoint_every=args.checkpoint_every, model_suffix=".pt")
+            return outcome.exit_code
     finally:
         if trainer is not None:
             trainer.stop()

@@ -34,14 +34,15 @@ import math
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
+from ..common.errors import EXIT_INTERRUPTED, error_message
 from ..common.modelio import atomic_write_json
 from ..common.rundir import new_run_dir
 
-EXIT_INTERRUPTED = 130
 TRAINING_METRICS = "training_metrics.json"
 EVALUATION_METRICS = "evaluation_metrics.json"
 TRAINING_LOG = "training.log"
@@ -133,6 +134,19 @@ def close_logger(logger: logging.Logger) -> None:
         handler.flush()
         handler.close()
         logger.removeHandler(handler)
+
+
+@contextmanager
+def logged_failure(logger: logging.Logger) -> Iterator[None]:
+    """Log an exception escaping the block (one ERROR line; the traceback at DEBUG level, so
+    only ``training.log`` gets it) and re-raise it: a run that dies (a bad flag found late,
+    Redis gone during live training) says why in its own log, not only on the console."""
+    try:
+        yield
+    except Exception as exc:
+        logger.error("Training failed: %s: %s", type(exc).__name__, error_message(exc))
+        logger.debug("Traceback of the failure", exc_info=True)
+        raise
 
 
 class MetricsRecorder:
@@ -354,5 +368,5 @@ def _evaluate(evaluate: Callable[[int], Mapping[str, Any]], episode: int,
 __all__ = [
     "EPISODE_FIELDS", "EXIT_INTERRUPTED", "MetricsRecorder", "Progress", "RunDirectory",
     "TrainingOutcome", "close_logger", "episode_line", "evaluation_line", "format_duration",
-    "run_training", "setup_run_logger", "stop_algorithm",
+    "logged_failure", "run_training", "setup_run_logger", "stop_algorithm",
 ]
