@@ -19,7 +19,8 @@ A trainer supplies three callables and :func:`run_training` does the rest::
 - Every ``checkpoint_every`` episodes: ``models/<algo>_epNNNN<suffix>``, then a greedy
   evaluation; at the end ``models/<algo>_final<suffix>``, a last evaluation if the last
   checkpoint was earlier, and ``plots/training_curves.png``.
-- Ctrl+C: ``models/<algo>_interrupt<suffix>`` is saved, the number of completed episodes is
+- Ctrl+C (and SIGTERM / SIGHUP: ``common.errors.signals_interrupt``):
+  ``models/<algo>_interrupt<suffix>`` is saved, the number of completed episodes is
   logged, the curves are plotted, and the outcome's exit code is 130.
 
 Checkpoint evaluation (:func:`evaluate_checkpoint`) is greedy, on a fresh env without phase
