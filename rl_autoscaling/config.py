@@ -411,11 +411,18 @@ def load_config(
     """Load the packaged default, or ``path`` on top of it, then apply ``overrides``.
 
     A user file need only hold the keys it changes; lists (e.g. ``phase_definitions``) replace
-    the default list as a whole. A bare name (``spike``) loads a packaged profile.
+    the default list as a whole. A bare name (``spike``) loads a packaged profile. A relative
+    ``trace:`` path in the file is relative to the file's directory (an override's is relative
+    to the working directory).
     """
     data = _read_yaml(default_config_path())
     if path is not None:
-        data = apply_overrides(data, _read_yaml(config_path(path)))
+        path = config_path(path)
+        user = _read_yaml(path)
+        trace = user.get("trace") if isinstance(user, Mapping) else None
+        if isinstance(trace, str) and trace and not Path(trace).expanduser().is_absolute():
+            user = {**user, "trace": str(path.resolve().parent / trace)}  # beside the file
+        data = apply_overrides(data, user)
     if overrides:
         data = apply_overrides(data, overrides)
     return from_dict(data)

@@ -84,10 +84,10 @@ def test_training_learns_checkpoints_resumes_and_tests(ray_local, tmp_path, caps
     evals = json.loads((run / "evaluation_metrics.json").read_text())["checkpoints"]
     assert [e["episode"] for e in evals] == [2, 3]  # checkpoint, then the end
 
-    # Resume from the .pt: the RLlib checkpoint beside it restores the learner.
+    # Resume from the .pt, trusting the RLlib checkpoint beside it: it restores the learner.
     base2 = tmp_path / "resumed"
     assert train_dqn.main(argv[:-1] + [str(base2), "--resume-model",
-                                       str(models / "dqn_final.pt")]) == 0
+                                       str(models / "dqn_final.pt"), "--trust-checkpoint"]) == 0
     log = (_run_dir(base2) / "logs" / "training.log").read_text()
     assert "Resumed learner state" in log
     saved_eps = torch.load(models / "dqn_final.pt", weights_only=True)["epsilon"]
@@ -98,8 +98,9 @@ def test_training_learns_checkpoints_resumes_and_tests(ray_local, tmp_path, caps
     reports = {}
     for name, model in (("pt", models / "dqn_final.pt"), ("rllib", models / "dqn_final_rllib")):
         out = tmp_path / f"{name}.json"
+        trust = ["--trust-checkpoint"] if name == "rllib" else []
         assert test_dqn.main(["--model", str(model), "--episodes", "2", "--max-steps", "10",
-                              "--output", str(out), "--no-plots"]) == 0
+                              "--output", str(out), "--no-plots", *trust]) == 0
         reports[name] = json.loads(out.read_text())
     for key in ("episodes", "mean_reward", "mean_qos", "mean_workers", "mean_steps",
                 "run_directory"):

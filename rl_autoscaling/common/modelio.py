@@ -10,6 +10,8 @@ a tampered file can never run code; every failure is a :class:`ModelFileError` (
 :func:`save_pickle` writes through a temporary file and ``os.replace`` (a crash never leaves a
 half-written model) and checks that the bytes load back with the restricted unpickler, so we
 never write a model we would refuse to read. :func:`atomic_write_json` does the same for JSON.
+Files get the permissions a plain ``open()`` would give (``0o666`` minus the umask), not
+``mkstemp``'s private ``0o600``.
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ def load_pickle(path: str | os.PathLike, what: str = "model file",
         raise ModelFileError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
     if not data:
         raise ModelFileError(f"{what} {p} is empty")
+    if data[:4] == b"PK\x03\x04":
+        raise ModelFileError(f"{what} {p} is not a valid model file: expected a pickled dict of "
+                             "plain values, got a zip archive (a DQN .pt model?)")
     try:
         return loads_restricted(data, allowed)
     except Exception as exc:  # any unpickling failure is the same user-facing error
@@ -98,6 +103,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 -> what open() would give
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -110,6 +116,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             pass
         raise
     return p
+
+
+def current_umask() -> int:
+    """The process umask (read from /proc where possible: setting it is not thread-safe)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -149,6 +169,6 @@ def save_pickle(path: str | os.PathLike, obj: Any) -> Path:
 
 __all__ = [
     "ALLOWED_GLOBALS", "ModelFileError", "RestrictedUnpickler", "atomic_write_bytes",
-    "atomic_write_json", "atomic_write_text", "dumps_checked", "load_pickle",
+    "atomic_write_json", "atomic_write_text", "current_umask", "dumps_checked", "load_pickle",
     "loads_restricted", "save_pickle",
 ]

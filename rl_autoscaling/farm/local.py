@@ -10,21 +10,21 @@ farm seconds), prints a JSON summary and stops the processes. ``--time-scale 0.1
 faster than real time. The farm uses only its own keys (the config's queue names under
 ``--key-prefix``, by default a fresh ``farm-<id>:`` printed in the summary) in the given
 database; they are cleared first, and it refuses to start while foreign farm processes are
-active under that prefix. SIGTERM stops the farm's processes before the program exits.
+active under that prefix. SIGTERM, SIGHUP and Ctrl+C stop the farm's processes before the
+program exits (status 130).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 
 import numpy as np
 
+from ..common.errors import run_guarded
 from ..config import ConfigError, load_config
-from .functions.protocol import LiveFarmError
-from .live import LiveFarm, sigterm_exits
+from .live import LiveFarm
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,16 +92,15 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        with sigterm_exits():
-            summary = run(args)
-    except (LiveFarmError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    print(json.dumps(summary, indent=2))
-    return 0 if summary["collected"] >= summary["expected_tasks"] else 1
+
+    def go() -> int:
+        summary = run(args)
+        print(json.dumps(summary, indent=2))
+        return 0 if summary["collected"] >= summary["expected_tasks"] else 1
+
+    # bad input / farm errors: one line, exit 2; SIGTERM, SIGHUP, Ctrl+C: the farm is stopped
+    # (run's finally), exit 130
+    return run_guarded(go)
 
 
 if __name__ == "__main__":

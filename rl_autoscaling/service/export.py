@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from ..common.errors import UserError, run_guarded
 from ..common.modelio import atomic_write_json, atomic_write_text
 from ..training.harness import RunDirectory, episode_line
 
@@ -190,10 +190,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("runs"),
                         help="where run directories are written (default: runs/)")
     args = parser.parse_args(argv)
-    try:
-        for trial in find_trials(args.path):
-            print(f"{trial} -> {export_trial(trial, args.output)}")
-    except (ExportError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    def go() -> int:
+        try:
+            for trial in find_trials(args.path):
+                print(f"{trial} -> {export_trial(trial, args.output)}")
+        except OSError as exc:
+            raise UserError(f"{exc.filename or args.output}: {exc.strerror or exc}") from None
+        return 0
+
+    return run_guarded(go)  # ExportError is a ValueError: one line, exit 2

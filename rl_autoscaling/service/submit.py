@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from ..common.errors import run_guarded
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding rl_autoscaling/
 UPLOAD_EXCLUDES = [".git", ".venv", "runs", "**/__pycache__", "*.egg-info", ".pytest_cache"]
 
@@ -72,7 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="source tree to ship as the job's working_dir (default: this one)")
     parser.add_argument("--job-id", default=None, help="submission id (default: generated)")
     args, tune_args = parser.parse_known_args(argv)
+    # SIGTERM/SIGHUP while following the job: like Ctrl+C (the job keeps running)
+    return run_guarded(lambda: _submit(args, tune_args))
 
+
+def _submit(args: argparse.Namespace, tune_args: list[str]) -> int:
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     from .ray_auth import RayAuthError, dashboard_headers

@@ -18,11 +18,18 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..common.errors import EXIT_INTERRUPTED, error_message, run_guarded, signals_interrupt
 from ..config import ConfigError
-from .specs import TUNE_CONFIG_DIR, ExperimentSpec, load_spec, parse_set, to_tune_space
+from .specs import (
+    TUNE_CONFIG_DIR,
+    ExperimentSpec,
+    is_space,
+    load_spec,
+    parse_set,
+    to_tune_space,
+)
 
 ALGOS = ("sarsa", "dqn")
-EXIT_INTERRUPTED = 130
 
 
 # --------------------------------------------------------------------------- algorithms
@@ -88,6 +95,63 @@ def algorithm_config(algo: str, params: Mapping[str, Any]):
     existing = list(existing) if isinstance(existing, (list, tuple)) else [existing]
     config.callbacks([c for c in existing if c is not RLlibCallback] + [AutoscalingCallbacks])
     return config
+
+
+def _representatives(value: Any) -> list[Any]:
+    """The values of a spec entry to validate: every grid/choice option, a range's ends,
+    a plain value itself (nested mappings: their first representative)."""
+    if is_space(value):
+        (kind, args), = value.items()
+        if not isinstance(args, list) or not args:
+            return []  # to_tune_space reports it
+        if kind in ("grid", "choice"):
+            return [_representatives(a)[0] if _representatives(a) else a for a in args]
+        ends = list(args[:2])
+        if kind == "randint" and len(ends) == 2 and isinstance(ends[1], int):
+            ends[1] -= 1  # exclusive upper bound
+        return ends
+    if isinstance(value, Mapping):
+        return [{k: (_representatives(v) or [v])[0] for k, v in value.items()}]
+    return [value]
+
+
+def _candidates(section: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Concrete versions of a spec section that cover each entry's representatives."""
+    reps = {k: _representatives(v) or [v] for k, v in section.items()}
+    base = {k: r[0] for k, r in reps.items()}
+    out = [base]
+    for key, values in reps.items():
+        out += [{**base, key: v} for v in values[1:]]
+    return out
+
+
+def validate_spec(spec: ExperimentSpec) -> None:
+    """Check the trials' env and hyperparameters with the validators the CLIs use, before Ray
+    starts: the env is built once from each ``env_config`` candidate (``ConfigError`` /
+    ``ValueError`` naming the key), and ``training`` goes through ``SarsaHyperparams`` /
+    ``DqnHyperparams.validate()``. Search spaces are checked at their options and bounds."""
+    from ..env import OpenFaaSAutoscalingEnv
+
+    for env_config in _candidates(spec.env_config):
+        if env_config.get("backend") == "live":  # check the settings, not the Redis server
+            env_config = {k: v for k, v in env_config.items()
+                          if k not in ("backend", "backend_options")}
+        try:
+            OpenFaaSAutoscalingEnv.from_env_config(env_config).close()
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"env_config: {error_message(exc)}") from None
+    for training in _candidates(spec.training):
+        try:
+            if spec.algo == "dqn":
+                from ..algorithms.dqn.config import DqnHyperparams
+
+                DqnHyperparams(**training).validate()
+            else:
+                from ..algorithms.sarsa.tabular import SarsaHyperparams
+
+                SarsaHyperparams.from_mapping(training).validate()
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"training: {error_message(exc)}") from None
 
 
 def _is_flat(config: Any) -> bool:
@@ -244,6 +308,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["name"] = args.name
     spec = load_spec(config_path, args.algo, smoke=args.smoke, overrides=overrides,
                      training_keys=training_keys(args.algo))
+    validate_spec(spec)  # bad trial settings fail here, before Ray starts
     storage = args.storage_path if "://" in str(args.storage_path) else (
         args.storage_path.expanduser().resolve())
 
@@ -267,7 +332,8 @@ def run(args: argparse.Namespace) -> int:
             ray.init(num_cpus=args.num_cpus)
     tuner, resumed = build_tuner(spec, storage if isinstance(storage, Path) else Path(storage),
                                  args.resume, args.seed)
-    results = tuner.fit()
+    with signals_interrupt():  # ray.init installed its own SIGTERM handler
+        results = tuner.fit()
     exported = export_experiment(results, args.algo, args.output)
     for trial_dir, run_dir in exported["runs"].items():
         print(f"exported {trial_dir} -> {run_dir}")
@@ -286,9 +352,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse and run; bad input is one line and exit 2 (``run_guarded``), SIGTERM and SIGHUP
+    stop the experiment the way Ctrl+C does."""
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_guarded(lambda: run(args))

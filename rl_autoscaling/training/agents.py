@@ -171,10 +171,14 @@ def build_policy(name: str, opts: AgentOptions | None = None) -> Policy:
     elif canon == "ReactiveMaximum":
         policy = ReactiveMaximum(horizon=opts.horizon, action_deltas=deltas)
     elif canon == "Keda":
-        policy = KedaQueue(target_per_replica=opts.keda_target,
-                           stabilization_window=opts.keda_window,
-                           min_workers=opts.min_workers, max_workers=opts.max_workers,
-                           step_duration=opts.step_duration, action_deltas=deltas)
+        try:
+            policy = KedaQueue(target_per_replica=opts.keda_target,
+                               stabilization_window=opts.keda_window,
+                               min_workers=opts.min_workers, max_workers=opts.max_workers,
+                               step_duration=opts.step_duration, action_deltas=deltas)
+        except ValueError as exc:  # name the flags, not the constructor's arguments
+            raise AgentError(f"Keda (--keda-target {opts.keda_target:g}, --keda-window "
+                             f"{opts.keda_window:g}): {exc}") from None
     else:  # Static / Static<N>
         n = canon[len("Static"):]
         workers = int(n) if n else (opts.static_workers if opts.static_workers is not None

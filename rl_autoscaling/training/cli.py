@@ -13,10 +13,10 @@ traceback); ``fn``'s own return value is the exit code otherwise.
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..common.errors import EXIT_INTERRUPTED, run_guarded
+from ..common.errors import UserError, run_guarded
 
 #: CLI defaults of the env flags (docs/algorithms.md#sarsalambda; the env's own defaults are docs/env.md's).
 ENV_DEFAULTS: dict[str, Any] = {
@@ -138,19 +138,25 @@ def env_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return cfg
 
 
+def check_trusted_checkpoint(path: str | Path, trusted: bool) -> None:
+    """Refuse an RLlib checkpoint directory unless ``trusted`` (``--trust-checkpoint``): RLlib
+    checkpoints are pickles, and loading one can run code from it (docs/artefacts.md)."""
+    if Path(path).is_dir() and not trusted:
+        raise UserError(f"{path} is an RLlib checkpoint directory: loading it unpickles (and can "
+                        "run) code from it; pass --trust-checkpoint if you trust its source, "
+                        "or give a .pt model file")
+
+
 def trainer_main(parser: argparse.ArgumentParser,
                  train: Callable[[argparse.Namespace], int], argv=None) -> int:
-    """A trainer's ``main``: parse, train; one-line errors (exit 2); Ctrl+C before the training
-    loop (which handles its own) exits 130."""
+    """A trainer's ``main``: parse, train; one-line errors (exit 2); Ctrl+C, SIGTERM or
+    SIGHUP before the training loop (which handles its own) exits 130."""
     args = parser.parse_args(argv)
-    try:
-        return run_guarded(lambda: train(args))
-    except KeyboardInterrupt:
-        print("interrupted before training started", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_guarded(lambda: train(args), interrupted="interrupted before training started")
 
 
 __all__ = [
     "BACKENDS", "ENV_DEFAULTS", "add_checkpoint_args", "add_env_args", "add_training_args",
-    "env_config_from_args", "nonnegative_int", "positive_float", "positive_int", "trainer_main",
+    "check_trusted_checkpoint", "env_config_from_args", "nonnegative_int", "positive_float",
+    "positive_int", "trainer_main",
 ]

@@ -24,10 +24,12 @@ Checkpoint evaluation: greedy roll-outs of the exported ``.pt`` network (plain P
 fresh env without phase shuffle, episode i seeded ``seed + checkpoint_episode * 1000 + i``;
 also once at the end if the last checkpoint was earlier.
 
-Resume: ``--resume-model`` takes a ``.pt`` file or an RLlib checkpoint directory. With the
-RLlib checkpoint (found next to the ``.pt``) the learner state is restored: online and target
-networks and Adam's moments; with a bare ``.pt`` both networks start from its weights. The
-replay buffer is not checkpointed, so learning waits for ``--warmup-steps`` again. Epsilon
+Resume: ``--resume-model`` takes a ``.pt`` file: both networks start from its weights (loaded
+with ``torch.load(weights_only=True)``: no code in the file can run). An RLlib checkpoint is a
+set of pickles, so it is never loaded implicitly: only with ``--trust-checkpoint`` does
+``--resume-model`` accept a checkpoint directory, or restore the one named in the ``.pt`` (beside
+it): the full learner state, online and target networks and Adam's moments. The replay buffer
+is not checkpointed, so learning waits for ``--warmup-steps`` again. Epsilon
 continues from the model's value (the epsilon its next episode would have used), unless
 ``--epsilon-start`` is given.
 
@@ -44,18 +46,27 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..common.errors import signals_interrupt
 from ..common.metrics import EpisodeTrace
 from ..common.rollout import evaluate_checkpoint, evaluation_env_config
 from .cli import (
     add_checkpoint_args,
     add_training_args,
+    check_trusted_checkpoint,
     env_config_from_args,
     nonnegative_int,
     positive_float,
     positive_int,
     trainer_main,
 )
-from .harness import RunDirectory, close_logger, run_training, setup_run_logger, stop_algorithm
+from .harness import (
+    RunDirectory,
+    close_logger,
+    logged_failure,
+    run_training,
+    setup_run_logger,
+    stop_algorithm,
+)
 
 ALGO = "dqn"
 
@@ -96,7 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
                                   "evaluation seed base")
     g = p.add_argument_group("resuming")
     g.add_argument("--resume-model", default=None, metavar="PT",
-                   help="continue from a dqn_*.pt model (or an RLlib checkpoint directory)")
+                   help="continue from a dqn_*.pt model (weights only; an RLlib checkpoint "
+                        "directory needs --trust-checkpoint)")
+    g.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow loading RLlib checkpoints (pickles: they can run code) for "
+                        "--resume-model: a checkpoint directory, or the one beside the .pt "
+                        "(restores the optimizer state too)")
     return p
 
 
@@ -113,6 +129,7 @@ def hyperparams_of(args: argparse.Namespace):
         path = Path(args.resume_model)
         if not path.exists():
             raise ValueError(f"--resume-model not found: {path}")
+        check_trusted_checkpoint(path, args.trust_checkpoint)
         if path.is_file():
             resumed = load_dqn_model(path)
     eps_start = args.epsilon_start
@@ -170,8 +187,11 @@ class DqnTrainer:
     def _resume(self, path: Path, data: Mapping[str, Any] | None) -> None:
         from ..algorithms.dqn.weights import load_q_network_state
 
-        ckpt = path if path.is_dir() else None
-        if ckpt is None and data and data.get("rllib_checkpoint"):
+        # RLlib checkpoints are pickles: only with --trust-checkpoint (hyperparams_of refused
+        # an untrusted directory already)
+        trusted = bool(getattr(self.args, "trust_checkpoint", False))
+        ckpt = path if path.is_dir() and trusted else None
+        if ckpt is None and trusted and data and data.get("rllib_checkpoint"):
             candidate = path.parent / str(data["rllib_checkpoint"])
             ckpt = candidate if candidate.is_dir() else None
         if ckpt is not None:
@@ -277,16 +297,18 @@ def train(args: argparse.Namespace) -> int:
                  logging_level=logging.ERROR)
     trainer = None
     try:
-        trainer = DqnTrainer(args, env_config, hp, resumed, log)
-        log.info("Command: %s", " ".join(sys.argv))
-        log.info("Environment: %s", env_config)
-        log.info("Hyperparameters: %s; seed %d", hp.to_dict(), args.seed)
-        outcome = run_training(
-            run, log, episodes=args.episodes, train_episode=trainer.train_episode,
-            save_model=trainer.save_model,
-            evaluate=trainer.evaluate if args.eval_episodes > 0 else None,
-            checkpoint_every=args.checkpoint_every, model_suffix=".pt")
-        return outcome.exit_code
+        # ray.init installed its own SIGTERM handler: SIGTERM/SIGHUP are Ctrl+C again here
+        with signals_interrupt(), logged_failure(log):
+            trainer = DqnTrainer(args, env_config, hp, resumed, log)
+            log.info("Command: %s", " ".join(sys.argv))
+            log.info("Environment: %s", env_config)
+            log.info("Hyperparameters: %s; seed %d", hp.to_dict(), args.seed)
+            outcome = run_training(
+                run, log, episodes=args.episodes, train_episode=trainer.train_episode,
+                save_model=trainer.save_model,
+                evaluate=trainer.evaluate if args.eval_episodes > 0 else None,
+                checkpoint_every=args.checkpoint_every, model_suffix=".pt")
+            return outcome.exit_code
     finally:
         if trainer is not None:
             trainer.stop()

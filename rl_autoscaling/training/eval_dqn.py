@@ -1,8 +1,10 @@
 """Greedy roll-outs of a trained DQN: ``python -m rl_autoscaling.test_dqn --model PATH``.
 
-``--model`` is a ``.pt`` model file (plain PyTorch inference, Ray is not imported) or an RLlib
-algorithm checkpoint directory (e.g. ``models/dqn_final_rllib``; its RLModule is loaded and
-observations are scaled by the evaluation env's bounds, as in training). Reports, plots and
+``--model`` is a ``.pt`` model file (plain PyTorch inference, weights only, Ray is not imported)
+or, with ``--trust-checkpoint``, an RLlib algorithm checkpoint directory (e.g.
+``models/dqn_final_rllib``; its RLModule is loaded and observations are scaled by the
+evaluation env's bounds, as in training). RLlib checkpoints are pickles that can run code, so
+a directory without ``--trust-checkpoint`` is refused. Reports, plots and
 the JSON summary (default ``runs/dqn_eval_results.json``) are described in
 :mod:`rl_autoscaling.training.evaluation`.
 """
@@ -15,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .cli import check_trusted_checkpoint
 from .evaluation import main_for
 
 DEFAULT_OUTPUT = Path("runs") / "dqn_eval_results.json"
@@ -25,6 +28,7 @@ def load_policy(args: argparse.Namespace, env):
     path = Path(args.model)
     if not path.exists():
         raise ValueError(f"model not found: {path}")
+    check_trusted_checkpoint(path, args.trust_checkpoint)
     if path.is_dir():
         from ..algorithms.dqn.model import ObservationScaler
         from ..algorithms.dqn.rllib_policy import RllibDqnPolicy
@@ -44,5 +48,12 @@ def load_policy(args: argparse.Namespace, env):
 def main(argv: Sequence[str] | None = None) -> int:
     return main_for("dqn", "DQN", argv,
                     description="Greedy evaluation of a DQN model (.pt file or RLlib checkpoint).",
-                    model_help="DQN model: a .pt file or an RLlib checkpoint directory",
-                    default_output=DEFAULT_OUTPUT, load=load_policy)
+                    model_help="DQN model: a .pt file, or an RLlib checkpoint directory with "
+                               "--trust-checkpoint",
+                    default_output=DEFAULT_OUTPUT, load=load_policy, add_args=_add_args)
+
+
+def _add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow --model to be an RLlib checkpoint directory (pickles: "
+                             "loading one can run code from it)")

@@ -167,7 +167,12 @@ def _emit(log: logging.Logger, line: str, quiet: bool) -> None:
 
 def main_for(algo: str, label: str, argv: Sequence[str] | None, *, description: str,
              model_help: str, default_output: Path,
-             load: Callable[[argparse.Namespace, Any], Policy]) -> int:
-    """A tester's ``main``: parse, evaluate, exit 0; user errors -> one line, exit 2."""
-    args = build_parser(algo, description, model_help, default_output).parse_args(argv)
+             load: Callable[[argparse.Namespace, Any], Policy],
+             add_args: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+    """A tester's ``main``: parse, evaluate, exit 0; user errors -> one line, exit 2.
+    ``add_args`` adds the tester's own flags to the shared parser."""
+    parser = build_parser(algo, description, model_help, default_output)
+    if add_args is not None:
+        add_args(parser)
+    args = parser.parse_args(argv)
     return run_guarded(lambda: (evaluate(args, algo, label, load), 0)[1])

@@ -19,7 +19,8 @@ A trainer supplies three callables and :func:`run_training` does the rest::
 - Every ``checkpoint_every`` episodes: ``models/<algo>_epNNNN<suffix>``, then a greedy
   evaluation; at the end ``models/<algo>_final<suffix>``, a last evaluation if the last
   checkpoint was earlier, and ``plots/training_curves.png``.
-- Ctrl+C: ``models/<algo>_interrupt<suffix>`` is saved, the number of completed episodes is
+- Ctrl+C (and SIGTERM / SIGHUP: ``common.errors.signals_interrupt``):
+  ``models/<algo>_interrupt<suffix>`` is saved, the number of completed episodes is
   logged, the curves are plotted, and the outcome's exit code is 130.
 
 Checkpoint evaluation (:func:`evaluate_checkpoint`) is greedy, on a fresh env without phase
@@ -34,14 +35,15 @@ import math
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
+from ..common.errors import EXIT_INTERRUPTED, error_message
 from ..common.modelio import atomic_write_json
 from ..common.rundir import new_run_dir
 
-EXIT_INTERRUPTED = 130
 TRAINING_METRICS = "training_metrics.json"
 EVALUATION_METRICS = "evaluation_metrics.json"
 TRAINING_LOG = "training.log"
@@ -133,6 +135,19 @@ def close_logger(logger: logging.Logger) -> None:
         handler.flush()
         handler.close()
         logger.removeHandler(handler)
+
+
+@contextmanager
+def logged_failure(logger: logging.Logger) -> Iterator[None]:
+    """Log an exception escaping the block (one ERROR line; the traceback at DEBUG level, so
+    only ``training.log`` gets it) and re-raise it: a run that dies (a bad flag found late,
+    Redis gone during live training) says why in its own log, not only on the console."""
+    try:
+        yield
+    except Exception as exc:
+        logger.error("Training failed: %s: %s", type(exc).__name__, error_message(exc))
+        logger.debug("Traceback of the failure", exc_info=True)
+        raise
 
 
 class MetricsRecorder:
@@ -354,5 +369,5 @@ def _evaluate(evaluate: Callable[[int], Mapping[str, Any]], episode: int,
 __all__ = [
     "EPISODE_FIELDS", "EXIT_INTERRUPTED", "MetricsRecorder", "Progress", "RunDirectory",
     "TrainingOutcome", "close_logger", "episode_line", "evaluation_line", "format_duration",
-    "run_training", "setup_run_logger", "stop_algorithm",
+    "logged_failure", "run_training", "setup_run_logger", "stop_algorithm",
 ]

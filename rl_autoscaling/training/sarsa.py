@@ -42,7 +42,14 @@ from .cli import (
     nonnegative_int,
     trainer_main,
 )
-from .harness import RunDirectory, close_logger, run_training, setup_run_logger, stop_algorithm
+from .harness import (
+    RunDirectory,
+    close_logger,
+    logged_failure,
+    run_training,
+    setup_run_logger,
+    stop_algorithm,
+)
 
 ALGO = "sarsa"
 
@@ -126,6 +133,16 @@ def train(args: argparse.Namespace) -> int:
 
     run = RunDirectory.create(args.output_dir, ALGO)
     log = setup_run_logger(run)
+    try:
+        with logged_failure(log):
+            return _train_logged(args, env_config, hp, edges, bins, resumed, run, log)
+    finally:
+        close_logger(log)
+
+
+def _train_logged(args: argparse.Namespace, env_config: dict[str, Any], hp: SarsaHyperparams,
+                  edges, bins, resumed: SarsaLambdaLearner | None, run: RunDirectory,
+                  log: logging.Logger) -> int:
     _quiet_ray_logs()
     from ..algorithms.sarsa.algorithm import TRAINING_EPISODES, SarsaLambdaConfig
 
@@ -177,7 +194,6 @@ def train(args: argparse.Namespace) -> int:
         return outcome.exit_code
     finally:
         stop_algorithm(algo)
-        close_logger(log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,7 +19,7 @@ Greedy ties go to the lowest action index (``argmax``), as RLlib's greedy action
 from __future__ import annotations
 
 import io
-import pickle
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -128,9 +128,13 @@ def load_dqn_model(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise DqnModelError(f"DQN model file not found: {path}")
+    kind = _not_a_torch_file(path)
+    if kind:
+        raise DqnModelError(f"{path} is not a DQN model file: expected a .pt written by "
+                            f"train_dqn (a torch zip archive), got {kind}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError) as exc:
+    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, BadZipFile, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DqnModelError(
             f"refusing to load {path}: not a plain-tensor DQN model file "
@@ -145,6 +149,24 @@ def load_dqn_model(path: str | Path) -> dict[str, Any]:
         raise DqnModelError(f"{path} has format version {data['version']}; this build reads "
                             f"up to {PT_VERSION}")
     return data
+
+
+def _not_a_torch_file(path: Path) -> str:
+    """Why ``path`` cannot be a ``torch.save`` file ("" if it may be one)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        return f"an unreadable file ({exc.strerror or exc})"
+    if not head:
+        return "an empty file"
+    if head[:1] == b"\x80":
+        return "a pickle (a SARSA .pkl model?)"
+    if head != b"PK\x03\x04":
+        return "another kind of file"
+    if not zipfile.is_zipfile(path):
+        return "a truncated or damaged archive"
+    return ""
 
 
 def _plain(value: Any) -> Any:
