@@ -166,6 +166,15 @@ class OpenFaaSAutoscalingEnv(gym.Env):
     @classmethod
     def from_env_config(cls, env_config: Mapping[str, Any] | None) -> OpenFaaSAutoscalingEnv:
         """Build from Ray's ``env_config``: constructor args, ``config`` path, farm overrides."""
+        return cls(**cls._split_env_config(env_config))
+
+    @classmethod
+    def farm_config_of(cls, env_config: Mapping[str, Any] | None) -> FarmConfig:
+        """The farm config an ``env_config`` describes (no backend is built)."""
+        return cls._split_env_config(env_config)["config"]
+
+    @classmethod
+    def _split_env_config(cls, env_config: Mapping[str, Any] | None) -> dict[str, Any]:
         params = set(inspect.signature(cls.__init__).parameters) - {"self"}
         kwargs: dict[str, Any] = {}
         overrides: dict[str, Any] = {}
@@ -178,7 +187,7 @@ class OpenFaaSAutoscalingEnv(gym.Env):
             kwargs["config"] = base.replace(overrides) if overrides else base
         else:
             kwargs["config"] = load_config(base, overrides)
-        return cls(**kwargs)
+        return kwargs
 
     # ------------------------------------------------------------------ gymnasium API
 
