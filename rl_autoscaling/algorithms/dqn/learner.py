@@ -37,6 +37,15 @@ class SeededEpisodeReplayBuffer(EpisodeReplayBuffer):
             self.rng.bit_generator.state = state["rng"]
 
 
+def set_torch_threads(config) -> None:
+    """Apply ``learner_config_dict["torch_threads"]`` (0 or absent: leave torch's default)."""
+    import torch
+
+    threads = int((getattr(config, "learner_config_dict", None) or {}).get("torch_threads", 0))
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 REPLAY_BUFFER_STATE = "replay_buffer"  # key of the buffer in a FarmDQN checkpoint's state
 
 
@@ -85,6 +94,7 @@ class PolyakDQNLearner(DQNTorchLearner):
     """
 
     def build(self) -> None:
+        set_torch_threads(self.config)
         super().build()
         self.num_gradient_updates = 0
 

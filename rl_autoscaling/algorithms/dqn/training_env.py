@@ -119,7 +119,10 @@ class DqnEpisodeMetrics(RLlibCallback):
     100 episodes)."""
 
     def on_environment_created(self, *, env_runner, env, **kwargs) -> None:
+        from .learner import set_torch_threads
+
         assign_env_copies(env_runner, env)  # each sub-env its own workload stream
+        set_torch_threads(env_runner.config)  # the runner's own process
 
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
         if metrics_logger is None:
