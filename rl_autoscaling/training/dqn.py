@@ -26,8 +26,9 @@ also once at the end if the last checkpoint was earlier.
 
 Resume: ``--resume-model`` takes a ``.pt`` file or an RLlib checkpoint directory. With the
 RLlib checkpoint (found next to the ``.pt``) the learner state is restored: online and target
-networks and Adam's moments; with a bare ``.pt`` both networks start from its weights. The
-replay buffer is not checkpointed, so learning waits for ``--warmup-steps`` again. Epsilon
+networks and Adam's moments, and the replay buffer when the checkpoint carries it
+(``checkpoint_replay_buffer``); with a bare ``.pt`` both networks start from its weights and
+learning waits for ``--warmup-steps`` again. Epsilon
 continues from the model's value (the epsilon its next episode would have used), unless
 ``--epsilon-start`` is given.
 
@@ -177,6 +178,16 @@ class DqnTrainer:
         if ckpt is not None:
             self.algo.learner_group.restore_from_path(str((ckpt / "learner_group").resolve()))
             self.log.info("Resumed learner state (online, target, optimizer) from %s", ckpt)
+            state_file = ckpt / "state.pkl"  # RLlib's algorithm state (a trusted checkpoint)
+            if state_file.is_file():
+                import pickle
+
+                from ..algorithms.dqn.learner import replay_buffer_size, restore_replay_buffer
+
+                with state_file.open("rb") as f:
+                    if restore_replay_buffer(self.algo, pickle.load(f)):
+                        self.log.info("Resumed the replay buffer (%d env steps)",
+                                      replay_buffer_size(self.algo))
         else:
             load_q_network_state(self._module(), data["state_dict"])
             self.log.info("Resumed online and target Q-network weights from %s", path)
