@@ -293,6 +293,8 @@ def test_spec_picks_asha_and_rejects_unknown_searchers():
 
 
 @pytest.mark.ray
+@pytest.mark.xfail(strict=False, reason="issue 13 open: Tune's restore does not yet bring the "
+                   "replay buffer back (FarmDQN.set_state not reached or state lacks it)")
 def test_dqn_resumes_after_kill_9_with_the_checkpointed_replay_buffer(tmp_path):
     args = ["--algo", "dqn", "--smoke", "--storage-path", tmp_path / "tune",
             "--output", tmp_path / "runs", "--set", "stop.time_total_s=20",

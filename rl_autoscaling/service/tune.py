@@ -101,7 +101,7 @@ def _is_flat(config: Any) -> bool:
 def trainable_class(algo: str) -> type:
     """The RLlib Algorithm class Tune runs, taking our flat per-trial parameters."""
     if algo == "dqn":
-        from ray.rllib.algorithms.dqn import DQN as base
+        from ..algorithms.dqn.learner import FarmDQN as base
     else:
         from ..algorithms.sarsa.algorithm import SarsaLambda as base
 
@@ -125,7 +125,8 @@ def trainable_class(algo: str) -> type:
                 config = algorithm_config(algo, config)
             return super().default_resource_request(config)
 
-    AutoscalingTrainable.__name__ = AutoscalingTrainable.__qualname__ = f"{base.__name__}Farm"
+    name = "DQNFarm" if algo == "dqn" else f"{base.__name__}Farm"  # trial dir prefixes
+    AutoscalingTrainable.__name__ = AutoscalingTrainable.__qualname__ = name
     return AutoscalingTrainable
 
 
