@@ -6,8 +6,14 @@ observations, rewards and ``info`` from backend snapshots, so every backend yiel
 contract.
 
 Seeding: ``reset(seed=s)`` makes the episode fully determined by ``s`` (workload and farm
-randomness). Without a seed, episode ``e`` of an env built with ``task_seed=t`` uses seed
-``t + e``; with neither, a seed is drawn from ``self.np_random``.
+randomness). Without a seed, episode ``e`` of an env built with ``task_seed=t`` uses
+``common.rollout.training_seed(t, e, worker_index, vector_index)`` (the one training seed
+rule); with neither, a seed is drawn from ``self.np_random``. An env copy made by a Ray creator
+(``env_creator``; ``set_env_copy``) knows its ``(worker_index, vector_index)``; there RLlib's
+``assign_env_copies`` (called from RLlib's ``on_environment_created`` callback) numbers the
+sub-envs of a vector env, which RLlib builds from one context, and hands their resets to the
+rule: there RLlib's own first-reset seed only seeds ``np_random`` when ``task_seed`` is set, so
+each copy plays its own reproducible stream.
 
 Registered as the Gymnasium id ``rl_autoscaling/OpenFaaSAutoscaling-v0`` (on import of the
 package) and as the Ray env ``OpenFaaSAutoscaling-v0`` (``register_ray_env()``; the creator
@@ -24,6 +30,7 @@ from typing import Any, Mapping, Sequence
 import gymnasium as gym
 import numpy as np
 
+from .common.rollout import STREAM_RLLIB_EVALUATION, STREAM_TRAINING, training_seed
 from .config import ConfigError, FarmConfig, load_config, resolve_config
 from .farm import make_backend
 from .farm.base import Completions, FarmBackend, FarmSnapshot
@@ -148,6 +155,8 @@ class OpenFaaSAutoscalingEnv(gym.Env):
         self.action_space = gym.spaces.Discrete(len(deltas))
 
         self._episode = 0
+        self.env_copy: tuple[int, int, int] | None = None  # (worker, vector, stream) under Ray
+        self.rule_seeds_resets = False  # True: reset seeds only seed np_random (task_seed set)
         self._window = _WindowStats(self.observation_window)
         self._final_qos: float | None = None
         self._snapshot: FarmSnapshot | None = None
@@ -157,6 +166,15 @@ class OpenFaaSAutoscalingEnv(gym.Env):
     @classmethod
     def from_env_config(cls, env_config: Mapping[str, Any] | None) -> OpenFaaSAutoscalingEnv:
         """Build from Ray's ``env_config``: constructor args, ``config`` path, farm overrides."""
+        return cls(**cls._split_env_config(env_config))
+
+    @classmethod
+    def farm_config_of(cls, env_config: Mapping[str, Any] | None) -> FarmConfig:
+        """The farm config an ``env_config`` describes (no backend is built)."""
+        return cls._split_env_config(env_config)["config"]
+
+    @classmethod
+    def _split_env_config(cls, env_config: Mapping[str, Any] | None) -> dict[str, Any]:
         params = set(inspect.signature(cls.__init__).parameters) - {"self"}
         kwargs: dict[str, Any] = {}
         overrides: dict[str, Any] = {}
@@ -169,16 +187,24 @@ class OpenFaaSAutoscalingEnv(gym.Env):
             kwargs["config"] = base.replace(overrides) if overrides else base
         else:
             kwargs["config"] = load_config(base, overrides)
-        return cls(**kwargs)
+        return kwargs
 
     # ------------------------------------------------------------------ gymnasium API
 
+    def set_env_copy(self, worker_index: int = 0, vector_index: int = 0,
+                     stream: int = STREAM_TRAINING) -> None:
+        """Mark this env as RLlib's env copy ``(worker_index, vector_index)`` (module docstring)."""
+        self.env_copy = (int(worker_index), int(vector_index), int(stream))
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        if self.rule_seeds_resets and self.task_seed is not None:
+            seed = None  # RLlib's reset seed: np_random only; the workload follows the rule
         if seed is not None:
             episode_seed = int(seed)
         elif self.task_seed is not None:
-            episode_seed = int(self.task_seed) + self._episode
+            worker, vector, stream = self.env_copy or (0, 0, STREAM_TRAINING)
+            episode_seed = training_seed(self.task_seed, self._episode, worker, vector, stream)
         else:
             episode_seed = int(self.np_random.integers(2**63 - 1))
         self._episode += 1
@@ -308,8 +334,31 @@ def _require(ok: bool, message: str) -> None:
 
 
 def env_creator(env_config: Mapping[str, Any] | None = None) -> OpenFaaSAutoscalingEnv:
-    """Ray env creator: ``env_config`` as accepted by ``from_env_config``."""
-    return OpenFaaSAutoscalingEnv.from_env_config(env_config)
+    """Ray env creator: ``env_config`` as accepted by ``from_env_config``; an RLlib
+    ``EnvContext``'s ``worker_index`` / ``vector_index`` make the env that copy."""
+    env = OpenFaaSAutoscalingEnv.from_env_config(
+        {k: v for k, v in dict(env_config or {}).items() if k != "num_envs"})
+    env.set_env_copy(getattr(env_config, "worker_index", 0) or 0,
+                     getattr(env_config, "vector_index", 0) or 0)
+    return env
+
+
+def assign_env_copies(env_runner, env) -> list[tuple[int, int, int]]:
+    """Number the farm envs inside an RLlib env runner's (vector) ``env``: sub-env ``i`` of
+    runner ``w`` becomes copy ``(w, i)``; evaluation runners use their own seed stream.
+    Call it from ``on_environment_created`` (before the first reset). Returns the copies."""
+    worker = int(getattr(env_runner, "worker_index", 0) or 0)
+    config = getattr(env_runner, "config", None)
+    stream = STREAM_RLLIB_EVALUATION if getattr(config, "in_evaluation", False) else STREAM_TRAINING
+    subs = getattr(getattr(env, "unwrapped", env), "envs", None) or [env]
+    copies = []
+    for i, sub in enumerate(subs):
+        farm = getattr(sub, "unwrapped", sub)
+        if isinstance(farm, OpenFaaSAutoscalingEnv):
+            farm.set_env_copy(worker, i, stream)
+            farm.rule_seeds_resets = True
+            copies.append(farm.env_copy)
+    return copies
 
 
 def register_ray_env(name: str = RAY_ENV_NAME) -> str:
@@ -327,5 +376,5 @@ def register_gym_env() -> None:
 
 __all__ = [
     "ConfigError", "GYM_ENV_ID", "OBS_NAMES", "OpenFaaSAutoscalingEnv", "RAY_ENV_NAME",
-    "env_creator", "register_gym_env", "register_ray_env",
+    "assign_env_copies", "env_creator", "register_gym_env", "register_ray_env",
 ]

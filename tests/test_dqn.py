@@ -144,7 +144,7 @@ def algo(ray_local):
 
     register_dqn_env()
     hp = DqnHyperparams(batch_size=8, warmup_steps=8, target_update=2, target_tau=0.3,
-                        learning_rate=1e-2)
+                        learning_rate=1e-2, rollout_fragment_length=1)
     built = dqn_config(hp, ENV_CONFIG, seed=0, iteration_steps=1).build_algo()
     yield built
     built.stop()

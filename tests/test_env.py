@@ -190,3 +190,40 @@ def test_env_config_overrides_and_errors(tmp_path):
         OpenFaaSAutoscalingEnv(initial_workers=40)
     with pytest.raises(ValueError, match="unknown backend 'k8s'"):
         OpenFaaSAutoscalingEnv(backend="k8s")
+
+
+def test_env_copies_play_distinct_reproducible_workload_streams():
+    from types import SimpleNamespace
+
+    from rl_autoscaling.common.rollout import TRAINING_SEED_BASE, evaluation_seed, training_seed
+    from rl_autoscaling.env import assign_env_copies, env_creator
+
+    def streams():
+        out = {}
+        for worker in (1, 2):  # two remote env runners ...
+            vector = SimpleNamespace(envs=[env_creator({"task_seed": 42, **CLI_ENV})
+                                           for _ in range(2)])  # ... of two vector envs each
+            runner = SimpleNamespace(worker_index=worker, config=SimpleNamespace(in_evaluation=False))
+            assert assign_env_copies(runner, vector) == [(worker, 0, 0), (worker, 1, 0)]
+            for sub in vector.envs:
+                seeds = []
+                for ep in range(3):
+                    sub.reset(seed=123)  # RLlib's reset seed: ignored for the workload
+                    seeds.append(sub.episode_seed)
+                    assert sub.episode_seed == training_seed(42, ep, worker, sub.env_copy[1])
+                out[sub.env_copy[:2]] = (seeds, sub.backend.workload.arrivals.copy())
+        return out
+
+    a, b = streams(), streams()
+    assert len({s for seeds, _ in a.values() for s in seeds}) == 4 * 3  # all distinct
+    for key in a:  # reproducible
+        assert a[key][0] == b[key][0]
+        np.testing.assert_array_equal(a[key][1], b[key][1])
+    assert min(s for seeds, _ in a.values() for s in seeds) >= TRAINING_SEED_BASE
+    assert evaluation_seed(42, 10**5, 999) < TRAINING_SEED_BASE  # evaluation seeds disjoint
+
+
+def test_explicit_reset_seed_wins_outside_rllib_env_runners():
+    env = OpenFaaSAutoscalingEnv(task_seed=42, **CLI_ENV)
+    env.reset(seed=9)
+    assert env.episode_seed == 9

@@ -54,3 +54,33 @@ def test_rllib_algorithm_trains_one_iteration(ray_local, algo):
         assert "learners" in result
     finally:
         built.stop()
+
+
+def test_two_env_runners_times_two_vector_envs_play_four_distinct_streams(ray_local):
+    from rl_autoscaling.algorithms.dqn.config import DqnHyperparams, dqn_config
+    from rl_autoscaling.algorithms.dqn.training_env import register_dqn_env
+    from rl_autoscaling.common.rollout import training_seed
+
+    def farm_env_seeds(runner):  # nested: pickled by value for the remote runners
+        """(copy, episodes started, current episode seed) of each farm env in a runner."""
+        return [(sub.unwrapped.env_copy, sub.unwrapped._episode, sub.unwrapped.episode_seed)
+                for sub in runner.env.unwrapped.envs]
+
+    register_dqn_env()
+    cfg = {"max_steps": 4, "step_duration": 8, "observation_window": 8, "initial_workers": 12,
+           "task_seed": 7}
+    hp = DqnHyperparams(warmup_steps=10_000, batch_size=8, num_env_runners=2,
+                        num_envs_per_env_runner=2, rollout_fragment_length=4)
+    algo = dqn_config(hp, cfg, seed=1).build_algo()
+    try:
+        for _ in range(3):
+            algo.train()
+        per_runner = algo.env_runner_group.foreach_env_runner(farm_env_seeds,
+                                                              local_env_runner=False)
+    finally:
+        algo.stop()
+    copies = [c for runner in per_runner for c in runner]
+    assert sorted(c[0][:2] for c in copies) == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert len({seed for _, _, seed in copies}) == 4
+    for (worker, vector, _), episodes, seed in copies:
+        assert episodes >= 2 and seed == training_seed(7, episodes - 1, worker, vector)

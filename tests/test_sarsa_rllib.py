@@ -12,7 +12,7 @@ from rl_autoscaling.algorithms.sarsa.algorithm import (  # noqa: E402
     SarsaLambdaConfig,
     q_checksum,
 )
-from rl_autoscaling.common.rollout import evaluate_checkpoint  # noqa: E402
+from rl_autoscaling.common.rollout import evaluate_checkpoint, training_seed  # noqa: E402
 from rl_autoscaling.env import OpenFaaSAutoscalingEnv  # noqa: E402
 
 ENV_CONFIG = {"max_steps": 6, "step_duration": 8, "observation_window": 8,
@@ -87,7 +87,7 @@ def test_train_returns_rllib_results_with_the_episode_records(algo):
 def test_episodes_follow_the_task_seed(algo):
     algo.train()
     algo.train()
-    assert algo.env.episode_seed == 5 + 1  # second training episode
+    assert algo.env.episode_seed == training_seed(5, 1)  # second training episode
 
 
 def test_several_episodes_per_iteration():

@@ -137,10 +137,13 @@ def test_smoke_run_leaves_checkpoints_and_an_exported_run(tmp_path, algo, episod
     assert (trial / "progress.csv").exists() and list(trial.glob("events.out.tfevents.*"))
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert run_dir.name.startswith(f"{algo}_run_")
-    assert f"best trial run directory: {run_dir}" in proc.stdout
+    assert f"best trial run directory (eval_score, max): {run_dir}" in proc.stdout
     check_exported_run(run_dir, algo, episodes)
     rows = result_rows(trial)
     assert all("autoscaling" in r and "final_qos_mean" in r["autoscaling"] for r in rows)
+    header = (trial / "progress.csv").read_text().splitlines()[0].split(",")
+    assert {"eval_score", "eval_final_qos", "eval_mean_workers"} <= set(header)
+    assert all("eval_score" in r for r in rows)  # from iteration 1 (NaN before evaluating)
 
     # The exporter also runs on its own and refreshes the same run directory.
     from rl_autoscaling.service.export import main as export_main
@@ -215,3 +218,105 @@ def test_kpis_reach_the_nodes_prometheus_export(tmp_path):
     for name in ("final_qos", "mean_workers", "scaling_actions", "reward"):
         assert f"ray_rl_autoscaling_episode_{name}" in found[0]
     assert "ray_rl_autoscaling_episodes_total" in found[0]
+
+
+# --------------------------------------------------------------------------- issue 13
+
+
+def _fake_trial(root: Path, name: str, rows: list[dict]) -> Path:
+    trial = root / name
+    trial.mkdir(parents=True)
+    (trial / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return trial
+
+
+def test_best_trial_follows_the_evaluation_score_not_the_training_reward(tmp_path):
+    from rl_autoscaling.service.export import best_trial, export_experiment
+    from rl_autoscaling.service.kpis import eval_score
+
+    # a: high exploring reward, misses the SLO greedily; b: low reward, meets it with 6 workers
+    def rows(reward, qos, workers):
+        ev = {"episode": 2, "eval_episodes": 1, "mean_final_qos": qos, "mean_workers": workers}
+        return [{"training_iteration": 1, "eval_score": float("nan"),
+                 "training_episodes": [{"episode": 1, "total_reward": reward}]},
+                {"training_iteration": 2, "evaluation": ev, "eval_score": eval_score(ev, 0.95),
+                 "training_episodes": [{"episode": 2, "total_reward": reward}]}]
+
+    a = _fake_trial(tmp_path, "DQNFarm_a_00000", rows(500.0, 0.80, 3.0))
+    b = _fake_trial(tmp_path, "DQNFarm_b_00001", rows(-50.0, 0.97, 6.0))
+    assert eval_score({"mean_final_qos": 0.97, "mean_workers": 6.0}, 0.95) == 994.0
+    assert best_trial([a, b]) == b
+    assert best_trial([a, b], "eval_score", "min") == a
+
+    class R:  # a ResultGrid entry
+        def __init__(self, path):
+            self.path = str(path)
+
+    out = export_experiment([R(a), R(b)], "dqn", tmp_path / "runs")
+    assert out["best"] == out["runs"][str(b)]
+
+
+def test_export_never_counts_re_run_iterations_twice(tmp_path):
+    from rl_autoscaling.service.export import episode_records, read_results
+
+    it = lambda i, r: {"training_iteration": i,  # noqa: E731
+                       "training_episodes": [{"episode": i, "total_reward": r}]}
+    # iterations 1..4, killed, resumed from the checkpoint at 2: 3 and 4 run again
+    trial = _fake_trial(tmp_path, "DQNFarm_x_00000",
+                        [it(1, 0), it(2, 0), it(3, 1), it(4, 1), it(3, 2), it(4, 2), it(5, 2)])
+    rows = read_results(trial)
+    assert [r["training_iteration"] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r["total_reward"] for r in episode_records(rows)] == [0, 0, 2, 2, 2]
+
+
+def test_a_spec_asking_for_more_cpus_than_the_cluster_fails_at_once(tmp_path):
+    from rl_autoscaling.service.tune import check_resources, trial_cpus
+
+    spec = load_spec(TUNE_CONFIG_DIR / "dqn.yaml", "dqn", overrides={
+        "resources.num_env_runners": 2})
+    assert trial_cpus(spec) == 3
+    with pytest.raises(ConfigError, match="needs 3 CPUs.*cluster has 2"):
+        check_resources(spec, 2.0)
+    check_resources(spec, 3.0)
+
+
+def test_spec_picks_asha_and_rejects_unknown_searchers():
+    from rl_autoscaling.service.tune import tune_config
+
+    spec = load_spec(TUNE_CONFIG_DIR / "dqn.yaml", "dqn", overrides={
+        "scheduler.type": "asha", "scheduler.grace_period": 2})
+    cfg = tune_config(spec)
+    assert type(cfg.scheduler).__name__ == "AsyncHyperBandScheduler"
+    assert (cfg.metric, cfg.mode, cfg.reuse_actors) == ("eval_score", "max", True)
+    with pytest.raises(ConfigError, match="search.type"):
+        load_spec(TUNE_CONFIG_DIR / "dqn.yaml", "dqn", overrides={"search.type": "hyperopt"})
+
+
+@pytest.mark.ray
+@pytest.mark.xfail(strict=False, reason="issue 13 open: Tune's restore does not yet bring the "
+                   "replay buffer back (FarmDQN.set_state not reached or state lacks it)")
+def test_dqn_resumes_after_kill_9_with_the_checkpointed_replay_buffer(tmp_path):
+    args = ["--algo", "dqn", "--smoke", "--storage-path", tmp_path / "tune",
+            "--output", tmp_path / "runs", "--set", "stop.time_total_s=20",
+            "--set", "stop.training_iteration=1000000", "--set", "checkpoint.frequency=2",
+            "--set", "evaluation.interval=0"]
+    first = run_tune(*args, popen=True)
+    exp = tmp_path / "tune" / "dqn"
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(exp.glob("*/checkpoint_*/farm_model.json"))) < 2:
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and the Ray it started: no clean-up
+    out, _ = first.communicate(timeout=60)
+    assert len(list(exp.glob("*/checkpoint_*/farm_model.json"))) >= 2, out[-3000:]
+
+    second = run_tune(*args)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    (trial,) = [p for p in exp.iterdir() if p.is_dir()]
+    restored = [r for r in result_rows(trial) if "replay_buffer_restored_size" in r]
+    assert restored, "the resumed run did not restore a replay buffer"
+    first_resumed = restored[0]
+    infos = [json.loads(p.read_text()) for p in trial.glob("checkpoint_*/farm_model.json")]
+    (at_ckpt,) = [i for i in infos
+                  if i["training_iteration"] == first_resumed["training_iteration"] - 1]
+    assert at_ckpt["replay_buffer_size"] > 0
+    assert first_resumed["replay_buffer_restored_size"] == at_ckpt["replay_buffer_size"]

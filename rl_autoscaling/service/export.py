@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,7 +58,22 @@ def find_trials(path: Path) -> list[Path]:
 
 
 def read_results(trial_dir: Path) -> list[dict[str, Any]]:
-    """Tune's ``result.json`` rows (one JSON object per line; torn last lines are skipped)."""
+    """Tune's ``result.json`` rows (one JSON object per line; torn last lines are skipped),
+    without the rows a restore re-ran: when ``training_iteration`` goes back to ``i`` (the
+    trial resumed from an earlier checkpoint), the earlier rows from ``i`` on are dropped, so
+    nothing is counted twice."""
+    rows = []
+    for row in _raw_results(trial_dir):
+        it = row.get("training_iteration")
+        if it is not None:
+            while rows and rows[-1].get("training_iteration") is not None and \
+                    rows[-1]["training_iteration"] >= it:
+                rows.pop()
+        rows.append(row)
+    return rows
+
+
+def _raw_results(trial_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for line in (trial_dir / "result.json").read_text().splitlines():
         line = line.strip()
@@ -161,26 +177,40 @@ def export_trial(trial_dir: Path, output: Path) -> Path:
     return run.root
 
 
-def export_experiment(results, algo: str, output: Path) -> dict[str, Any]:
-    """Export every trial of a Tune ``ResultGrid``; returns {"runs": {...}, "best": dir}."""
+def export_experiment(results, algo: str, output: Path, metric: str = "eval_score",
+                      mode: str = "max") -> dict[str, Any]:
+    """Export every trial of a Tune ``ResultGrid``; returns {"runs": {...}, "best": dir}, the
+    best trial picked by ``metric`` / ``mode`` (:func:`best_trial`)."""
     runs: dict[str, str] = {}
-    best, best_score = None, None
     for result in results:
         if not result.path or not (Path(result.path) / "result.json").exists():
             continue
-        run_dir = export_trial(Path(result.path), output)
-        runs[result.path] = str(run_dir)
-        episodes = episode_records(read_results(Path(result.path)))
-        score = _score(episodes)
-        if score is not None and (best_score is None or score > best_score):
-            best, best_score = str(run_dir), score
-    return {"runs": runs, "best": best}
+        runs[result.path] = str(export_trial(Path(result.path), output))
+    best = best_trial([Path(p) for p in runs], metric, mode)
+    return {"runs": runs, "best": runs[str(best)] if best is not None else None}
 
 
-def _score(episodes: Sequence[dict[str, Any]]) -> float | None:
-    """Mean total reward of the last 10 episodes (how 'best trial' is picked)."""
-    tail = [float(e["total_reward"]) for e in episodes[-10:]]
-    return sum(tail) / len(tail) if tail else None
+def trial_score(trial_dir: Path, metric: str) -> float | None:
+    """The trial's latest finite value of ``metric`` (``a/b`` reaches nested keys)."""
+    for row in reversed(read_results(trial_dir)):
+        value: Any = row
+        for part in metric.split("/"):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
+    return None
+
+
+def best_trial(trial_dirs: Sequence[Path], metric: str = "eval_score",
+               mode: str = "max") -> Path | None:
+    """The trial with the best latest ``metric`` (``mode`` max or min); trials that never
+    reported it are skipped (the default metric is the greedy evaluation's score, never the
+    exploring training reward)."""
+    scored = [(s, d) for d in trial_dirs if (s := trial_score(d, metric)) is not None]
+    if not scored:
+        return None
+    pick = max if mode == "max" else min
+    return pick(scored, key=lambda sd: sd[0])[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,10 @@ report the same things:
   ``eval_episodes``, ``mean_X`` / ``std_X``) on evaluation iterations;
 * ``result["autoscaling"]``: the iteration's mean final QoS, mean workers, scaling actions and
   reward, so Tune's CSV/JSON/TensorBoard logs and progress table show them;
+* ``result["eval_score"]``, ``result["eval_final_qos"]``, ``result["eval_mean_workers"]``
+  (top-level, from iteration 1, so ``progress.csv`` has the columns): the latest greedy
+  evaluation's SLO-aware score (:func:`eval_score`: the SLO met, then the fewest workers) and
+  its two inputs; NaN before the first evaluation. The default Tune metric is ``eval_score``;
 * Ray custom metrics (``ray.util.metrics``) ``rl_autoscaling_episode_final_qos``,
   ``..._mean_workers``, ``..._scaling_actions``, ``..._reward`` (gauges, tagged with the
   algorithm, the Tune experiment and the trial id) and the counter
@@ -81,6 +85,46 @@ def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return {f"{name}_mean": float(np.mean([k[name] for k in kpis])) for name in KPI_NAMES}
 
 
+EVAL_COLUMNS = ("eval_score", "eval_final_qos", "eval_mean_workers")
+SLO_MET_BONUS = 1000.0
+
+
+def eval_score(evaluation: Mapping[str, Any], target_qos: float) -> float:
+    """The SLO-aware score of a greedy evaluation record (``evaluation_metrics.json``):
+    ``(mean_final_qos >= target_qos) * 1000 - mean_workers``. Every evaluation that meets the
+    QoS target beats every one that does not; among those, fewer workers win. NaN when the
+    record has no final QoS."""
+    qos, workers = evaluation.get("mean_final_qos"), evaluation.get("mean_workers")
+    if qos is None or workers is None:
+        return float("nan")
+    return float(qos >= target_qos) * SLO_MET_BONUS - float(workers)
+
+
+def _target_qos(algorithm) -> float:
+    cached = getattr(algorithm, "_farm_target_qos", None)
+    if cached is None:
+        from ..env import OpenFaaSAutoscalingEnv
+
+        env_config = dict(algorithm.config.env_config or {})
+        cached = OpenFaaSAutoscalingEnv.farm_config_of(env_config).reward.target_qos
+        algorithm._farm_target_qos = cached
+    return float(cached)
+
+
+def evaluation_columns(algorithm, result: dict) -> dict[str, float]:
+    """``EVAL_COLUMNS`` for this iteration: from this iteration's evaluation if it ran, else
+    the latest one's (kept on the algorithm), else NaN."""
+    evaluation = result.get("evaluation") or {}
+    if "mean_final_qos" in evaluation:
+        algorithm._farm_eval_columns = {
+            "eval_score": eval_score(evaluation, _target_qos(algorithm)),
+            "eval_final_qos": float(evaluation["mean_final_qos"]),
+            "eval_mean_workers": float(evaluation.get("mean_workers", float("nan"))),
+        }
+    return dict(getattr(algorithm, "_farm_eval_columns", None)
+                or {k: float("nan") for k in EVAL_COLUMNS})
+
+
 def _algo_name(algorithm) -> str:
     return type(algorithm).__name__.lower().removesuffix("farm")
 
@@ -96,6 +140,16 @@ class AutoscalingCallbacks(RLlibCallback):
         publish(records, _algo_name(algorithm), getattr(info, "experiment_name", "-"),
                 getattr(info, "trial_id", "-"))
         result["autoscaling"] = summarise(records)
+        result.update(evaluation_columns(algorithm, result))
+        buffer = getattr(algorithm, "local_replay_buffer", None)
+        if buffer is not None:
+            from ..algorithms.dqn.learner import replay_buffer_size
+
+            result["replay_buffer_size"] = replay_buffer_size(algorithm)
+            restored = getattr(algorithm, "_restored_replay_buffer_size", None)
+            if restored is not None:  # reported once, on the first iteration after a restore
+                result["replay_buffer_restored_size"] = restored
+                algorithm._restored_replay_buffer_size = None
 
     def on_evaluate_end(self, *, algorithm, metrics_logger=None, evaluation_metrics: dict,
                         **kwargs) -> None:

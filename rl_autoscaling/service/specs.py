@@ -5,8 +5,10 @@ A spec file (see ``tune_configs/``) has these sections; unknown keys are errors 
     algo: dqn                      # sarsa | dqn
     name: dqn                      # experiment directory under --storage-path
     num_samples: 1
-    metric: env_runners/episode_return_mean
+    metric: eval_score             # what picks the best trial (and drives scheduler/search)
     mode: max
+    scheduler: {type: asha, grace_period: 2, reduction_factor: 2}   # or fifo (default)
+    search: {type: optuna, max_concurrent: 2}                       # or basic (default)
     stop: {training_iteration: 120}
     checkpoint: {frequency: 10, num_to_keep: 3, at_end: true}
     evaluation: {interval: 10, duration: 5}
@@ -33,15 +35,20 @@ import yaml
 from ..config import ConfigError, apply_overrides
 
 TOP_KEYS = {"algo", "name", "num_samples", "metric", "mode", "stop", "checkpoint",
-            "evaluation", "resources", "failure", "env_config", "training", "smoke"}
+            "evaluation", "resources", "failure", "env_config", "training", "smoke",
+            "scheduler", "search"}
 SECTION_KEYS = {
     "checkpoint": {"frequency", "num_to_keep", "at_end"},
     "evaluation": {"interval", "duration"},
     "resources": {"num_env_runners", "num_cpus_per_env_runner", "num_envs_per_env_runner"},
     "failure": {"max_failures"},
+    "scheduler": {"type", "grace_period", "max_t", "reduction_factor"},
+    "search": {"type", "max_concurrent"},
     "stop": {"training_iteration", "time_total_s", "timesteps_total",
              "env_runners/episode_return_mean", "env_runners/num_env_steps_sampled_lifetime"},
 }
+SCHEDULERS = ("fifo", "asha")
+SEARCHERS = ("basic", "optuna")  # basic: Tune's grid/random variant generator
 SPACES = ("grid", "choice", "uniform", "loguniform", "randint", "quniform")
 TUNE_CONFIG_DIR = Path(__file__).resolve().parent / "tune_configs"
 
@@ -51,7 +58,7 @@ class ExperimentSpec:
     algo: str
     name: str
     num_samples: int = 1
-    metric: str = "env_runners/episode_return_mean"
+    metric: str = "eval_score"  # service.kpis.eval_score of the latest greedy evaluation
     mode: str = "max"
     stop: dict[str, Any] = field(default_factory=lambda: {"training_iteration": 100})
     checkpoint: dict[str, Any] = field(default_factory=lambda: {
@@ -59,6 +66,8 @@ class ExperimentSpec:
     evaluation: dict[str, Any] = field(default_factory=lambda: {"interval": 10, "duration": 3})
     resources: dict[str, Any] = field(default_factory=lambda: {"num_env_runners": 0})
     failure: dict[str, Any] = field(default_factory=lambda: {"max_failures": 2})
+    scheduler: dict[str, Any] = field(default_factory=lambda: {"type": "fifo"})
+    search: dict[str, Any] = field(default_factory=lambda: {"type": "basic"})
     env_config: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -171,7 +180,8 @@ def _build_spec(data: Mapping[str, Any], algo: str) -> ExperimentSpec:
     for key in ("num_samples", "metric", "mode"):
         if key in data:
             setattr(spec, key, data[key])
-    for section in ("stop", "checkpoint", "evaluation", "resources", "failure"):
+    for section in ("stop", "checkpoint", "evaluation", "resources", "failure", "scheduler",
+                    "search"):
         getattr(spec, section).update(data.get(section, {}))
     spec.env_config = dict(data.get("env_config", {}))
     spec.training = dict(data.get("training", {}))
@@ -179,4 +189,10 @@ def _build_spec(data: Mapping[str, Any], algo: str) -> ExperimentSpec:
         raise ConfigError(f"num_samples must be an integer >= 1, got {spec.num_samples!r}")
     if spec.mode not in ("max", "min"):
         raise ConfigError(f"mode must be max or min, got {spec.mode!r}")
+    if spec.scheduler.get("type") not in SCHEDULERS:
+        raise ConfigError(f"scheduler.type must be one of {', '.join(SCHEDULERS)}, "
+                          f"got {spec.scheduler.get('type')!r}")
+    if spec.search.get("type") not in SEARCHERS:
+        raise ConfigError(f"search.type must be one of {', '.join(SEARCHERS)}, "
+                          f"got {spec.search.get('type')!r}")
     return spec

@@ -72,6 +72,10 @@ def algorithm_config(algo: str, params: Mapping[str, Any]):
         from ..algorithms.dqn.training_env import register_dqn_env
 
         register_dqn_env()
+        # the scale-out knobs are DQN hyperparameters: the replay ratio depends on them
+        for key in ("num_env_runners", "num_envs_per_env_runner"):
+            if key in resources:
+                training[key] = resources[key]
         config = dqn_config(DqnHyperparams(**training), env_config, seed=seed)
         config.evaluation(evaluation_config={"explore": False})
     else:
@@ -161,7 +165,7 @@ def _is_flat(config: Any) -> bool:
 def trainable_class(algo: str) -> type:
     """The RLlib Algorithm class Tune runs, taking our flat per-trial parameters."""
     if algo == "dqn":
-        from ray.rllib.algorithms.dqn import DQN as base
+        from ..algorithms.dqn.learner import FarmDQN as base
     else:
         from ..algorithms.sarsa.algorithm import SarsaLambda as base
 
@@ -185,7 +189,8 @@ def trainable_class(algo: str) -> type:
                 config = algorithm_config(algo, config)
             return super().default_resource_request(config)
 
-    AutoscalingTrainable.__name__ = AutoscalingTrainable.__qualname__ = f"{base.__name__}Farm"
+    name = "DQNFarm" if algo == "dqn" else f"{base.__name__}Farm"  # trial dir prefixes
+    AutoscalingTrainable.__name__ = AutoscalingTrainable.__qualname__ = name
     return AutoscalingTrainable
 
 
@@ -220,11 +225,69 @@ def write_model_file(algorithm, algo: str, checkpoint_dir: Path) -> Path:
                          obs_high=space.high.tolist(), action_size=n_actions,
                          epsilon=epsilon_at(algorithm.config.epsilon, sampled),
                          episode=episode, rllib_checkpoint=str(checkpoint_dir))
-    atomic_write_json(checkpoint_dir / MODEL_INFO, {"file": Path(path).name, "episode": episode})
+    info = {"file": Path(path).name, "episode": episode,
+            "training_iteration": int(getattr(algorithm, "training_iteration", 0))}
+    if algo == "dqn":
+        from ..algorithms.dqn.learner import replay_buffer_size
+
+        info["replay_buffer_size"] = replay_buffer_size(algorithm)
+    atomic_write_json(checkpoint_dir / MODEL_INFO, info)
     return Path(path)
 
 
 # --------------------------------------------------------------------------- experiment
+
+
+def trial_cpus(spec: ExperimentSpec) -> float:
+    """CPUs one trial asks for (trial driver + env runners), from the spec's resources."""
+    params = {"env_config": {}, "training": {}, "evaluation": dict(spec.evaluation),
+              "resources": dict(spec.resources), "seed": None}
+    if spec.algo == "dqn":  # keep valid scale-out knobs; search spaces do not change CPUs
+        params["training"] = {k: v for k, v in spec.training.items()
+                              if k in ("rollout_fragment_length",) and not isinstance(v, Mapping)}
+    request = trainable_class(spec.algo).default_resource_request(params)
+    return float(request.required_resources.get("CPU", 0.0))
+
+
+def check_resources(spec: ExperimentSpec, cluster_cpus: float) -> None:
+    """Fail at once (one line) when a trial needs more CPUs than the whole cluster has:
+    Tune would otherwise leave it PENDING forever."""
+    need = trial_cpus(spec)
+    if need > cluster_cpus:
+        res = spec.resources
+        raise ConfigError(
+            f"a trial needs {need:g} CPUs (1 for the trial + {res.get('num_env_runners', 0)} "
+            f"env runner(s) x {res.get('num_cpus_per_env_runner', 1)}), the Ray cluster has "
+            f"{cluster_cpus:g}; lower resources.num_env_runners or add CPUs/nodes")
+
+
+def tune_config(spec: ExperimentSpec):
+    """Tune's ``TuneConfig``: the spec's metric/mode, scheduler and search algorithm."""
+    from ray import tune
+
+    scheduler = None
+    if spec.scheduler.get("type") == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        kw = {k: spec.scheduler[k] for k in ("grace_period", "max_t", "reduction_factor")
+              if k in spec.scheduler}
+        kw.setdefault("max_t", int(spec.stop.get("training_iteration", 100)))
+        scheduler = ASHAScheduler(time_attr="training_iteration", **kw)
+    search_alg = None
+    if spec.search.get("type") == "optuna":
+        try:
+            from ray.tune.search.optuna import OptunaSearch
+            OptunaSearch()  # raises when optuna is not installed
+        except (ImportError, AssertionError, RuntimeError) as exc:
+            raise ConfigError(f"search.type optuna needs the optuna package ({exc})") from None
+        search_alg = OptunaSearch()
+    if search_alg is not None and spec.search.get("max_concurrent"):
+        from ray.tune.search import ConcurrencyLimiter
+
+        search_alg = ConcurrencyLimiter(search_alg,
+                                        max_concurrent=int(spec.search["max_concurrent"]))
+    return tune.TuneConfig(num_samples=spec.num_samples, metric=spec.metric, mode=spec.mode,
+                           scheduler=scheduler, search_alg=search_alg, reuse_actors=True)
 
 
 def param_space(spec: ExperimentSpec, seed: int) -> dict[str, Any]:
@@ -267,7 +330,7 @@ def build_tuner(spec: ExperimentSpec, storage_path: Path, resume: str, seed: int
     tuner = tune.Tuner(
         trainable,
         param_space=param_space(spec, seed),
-        tune_config=tune.TuneConfig(num_samples=spec.num_samples),
+        tune_config=tune_config(spec),
         run_config=run_config,
     )
     return tuner, False
@@ -330,15 +393,17 @@ def run(args: argparse.Namespace) -> int:
             ray.init(address=args.address)
         else:
             ray.init(num_cpus=args.num_cpus)
+    check_resources(spec, float(ray.cluster_resources().get("CPU", 0.0)))
     tuner, resumed = build_tuner(spec, storage if isinstance(storage, Path) else Path(storage),
                                  args.resume, args.seed)
     with signals_interrupt():  # ray.init installed its own SIGTERM handler
         results = tuner.fit()
-    exported = export_experiment(results, args.algo, args.output)
+    exported = export_experiment(results, args.algo, args.output, metric=spec.metric,
+                                 mode=spec.mode)
     for trial_dir, run_dir in exported["runs"].items():
         print(f"exported {trial_dir} -> {run_dir}")
     if exported["best"]:
-        print(f"best trial run directory: {exported['best']}")
+        print(f"best trial run directory ({spec.metric}, {spec.mode}): {exported['best']}")
     errors = [r for r in results if r.error]
     for r in errors:
         print(f"trial {Path(r.path).name} failed: {r.error}", file=sys.stderr)

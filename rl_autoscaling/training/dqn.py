@@ -25,11 +25,12 @@ fresh env without phase shuffle, episode i seeded ``seed + checkpoint_episode * 
 also once at the end if the last checkpoint was earlier.
 
 Resume: ``--resume-model`` takes a ``.pt`` file: both networks start from its weights (loaded
-with ``torch.load(weights_only=True)``: no code in the file can run). An RLlib checkpoint is a
-set of pickles, so it is never loaded implicitly: only with ``--trust-checkpoint`` does
-``--resume-model`` accept a checkpoint directory, or restore the one named in the ``.pt`` (beside
-it): the full learner state, online and target networks and Adam's moments. The replay buffer
-is not checkpointed, so learning waits for ``--warmup-steps`` again. Epsilon
+with ``torch.load(weights_only=True)``: no code in the file can run) and learning waits for
+``--warmup-steps`` again. An RLlib checkpoint is a set of pickles, so it is never loaded
+implicitly: only with ``--trust-checkpoint`` does ``--resume-model`` accept a checkpoint
+directory, or restore the one named in the ``.pt`` (beside it): the full learner state, online
+and target networks, Adam's moments, and the replay buffer when the checkpoint carries it
+(``checkpoint_replay_buffer``). Epsilon
 continues from the model's value (the epsilon its next episode would have used), unless
 ``--epsilon-start`` is given.
 
@@ -197,6 +198,16 @@ class DqnTrainer:
         if ckpt is not None:
             self.algo.learner_group.restore_from_path(str((ckpt / "learner_group").resolve()))
             self.log.info("Resumed learner state (online, target, optimizer) from %s", ckpt)
+            state_file = ckpt / "state.pkl"  # RLlib's algorithm state (a trusted checkpoint)
+            if state_file.is_file():
+                import pickle
+
+                from ..algorithms.dqn.learner import replay_buffer_size, restore_replay_buffer
+
+                with state_file.open("rb") as f:
+                    if restore_replay_buffer(self.algo, pickle.load(f)):
+                        self.log.info("Resumed the replay buffer (%d env steps)",
+                                      replay_buffer_size(self.algo))
         else:
             load_q_network_state(self._module(), data["state_dict"])
             self.log.info("Resumed online and target Q-network weights from %s", path)

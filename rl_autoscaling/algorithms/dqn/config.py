@@ -17,13 +17,25 @@ uniform replay                 ``EpisodeReplayBuffer`` (not prioritised), ``capa
                                its sampling RNG (RLlib leaves it unseeded)
 batch, warm-up                 ``train_batch_size_per_learner``,
                                ``num_steps_sampled_before_learning_starts`` (env steps)
-one update per env step        ``rollout_fragment_length=1`` and ``training_intensity =
-                               batch_size`` (replayed / sampled steps), so each
-                               ``training_step`` samples one env step and makes one update
+replay ratio: ``updates_per_   each ``training_step`` samples S = ``rollout_fragment_length``
+step`` updates of ``batch_     x ``num_envs_per_env_runner`` x max(1, ``num_env_runners``) env
+size`` per env step, for any   steps (remote runners sample, the local one does not), then
+number of env runners and      makes ONE learner call of U = ``updates_per_step`` x S SGD steps:
+vector envs                    ``train_batch_size_per_learner = U * batch_size``,
+                               ``minibatch_size = batch_size``, ``num_epochs = 1`` (U minibatches
+                               drawn uniformly from the buffer), ``training_intensity = None``
+                               (RLlib's round-robin weights assume the local runner samples too,
+                               which gave 1 / 2 / 1.5 updates per step for 0 / 1 / 2 runners).
+                               ``PolyakDQNLearner`` counts every minibatch as an update.
 Polyak every N updates         ``tau``, ``target_network_update_freq``; RLlib counts that
                                period in sampled env steps, ``PolyakDQNLearner`` counts
-                               gradient updates instead (the seed's rule); tau = 1 is a hard
-                               copy (RLlib's ``update_target_network``)
+                               gradient updates (minibatches) instead (the seed's rule), and
+                               applies the target update right after the N-th one, also inside
+                               a multi-step learner call; tau = 1 is a hard copy
+checkpointed replay buffer     ``store_buffer_in_checkpoints = checkpoint_replay_buffer``;
+                               ``FarmDQN`` (the algorithm class) puts the buffer and its RNG in
+                               the checkpoint state (RLlib does so on its old stack only), so
+                               a restored run continues learning from the same transitions
 rewards clipped to +-100       ``DqnTrainingEnv`` (env wrapper, training only; RLlib's
                                ``clip_rewards`` is old-API-stack only)
 observations scaled to [0, 1]  ``DqnTrainingEnv`` with ``ObservationScaler`` (clip to the env
@@ -36,6 +48,17 @@ The training env is registered with Ray as ``OpenFaaSAutoscaling-v0-dqn`` (``reg
 the farm env wrapped by ``DqnTrainingEnv``), and ``DqnEpisodeMetrics`` logs each episode's final
 QoS, unclipped return, scaling actions and unfinished tasks as env-runner metrics (so Tune and
 the dashboard see them). The config works unchanged under Tune, with remote env runners too.
+
+Threads: ``torch_threads`` (default 1) sets torch's intra-op threads in the learner's and every
+env runner's process (``learner_config_dict``): on two shared cores torch's default (one thread
+per core) made one SGD step of batch 64 take ~25 ms instead of ~0.3 ms.
+
+Overhead: with ``rollout_fragment_length = 1`` every env step is a training step (an env runner
+round trip and a learner call of one SGD step: RLlib's per-call overhead dominates). A longer
+fragment (e.g. one 30-step episode) keeps the replay ratio and amortises both; the default
+(``rollout_fragment_length = 30``) trains >= 300 env steps/s on two cores (``python -m
+rl_autoscaling.bench dqn``). The policy that acts is then refreshed every S env steps instead of
+every step (the only algorithmic difference; 1 restores the seed's per-step refresh).
 
 Time-limit truncation: RLlib masks the bootstrap term with ``terminateds`` only, so transitions
 cut by ``max_steps`` bootstrap from the next state's value (the seed treated them as terminal;
@@ -50,7 +73,7 @@ from typing import Any, Mapping, Sequence
 from ray.rllib.algorithms.dqn import DQNConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
-from .learner import PolyakDQNLearner, SeededEpisodeReplayBuffer
+from .learner import FarmDQN, PolyakDQNLearner, SeededEpisodeReplayBuffer
 from .schedule import epsilon_schedule
 from .training_env import DQN_ENV_NAME, DqnEpisodeMetrics
 
@@ -72,6 +95,24 @@ class DqnHyperparams:
     max_grad_norm: float = 3.0          # global gradient-norm clip
     hidden_layers: Sequence[int] = field(default_factory=lambda: (128, 64))  # MLP widths
     reward_clip: float = 100.0          # stored rewards clipped to [-reward_clip, reward_clip]
+    # scale-out (replay ratio = updates_per_step * batch_size replayed per sampled env step)
+    updates_per_step: float = 1.0       # gradient updates per sampled env step
+    rollout_fragment_length: int = 30   # env steps per env copy per training step
+    num_envs_per_env_runner: int = 1    # vector envs per env runner
+    num_env_runners: int = 0            # remote env runners (0: the driver samples)
+    checkpoint_replay_buffer: bool = True  # RLlib checkpoints carry the replay buffer
+    torch_threads: int = 1              # torch intra-op threads in learner and env runners
+                                        # (0: torch's default; >1 thread is ~80x slower on
+                                        # this tiny MLP when cores are shared)
+
+    def steps_per_training_step(self) -> int:
+        """Env steps sampled per RLlib ``training_step`` (S in the table above)."""
+        return (int(self.rollout_fragment_length) * int(self.num_envs_per_env_runner)
+                * max(1, int(self.num_env_runners)))
+
+    def updates_per_training_step(self) -> int:
+        """SGD steps of one learner call (U = updates_per_step * S)."""
+        return int(round(self.updates_per_step * self.steps_per_training_step()))
 
     def validate(self) -> DqnHyperparams:
         """Raise ``ValueError`` naming the first out-of-range value."""
@@ -94,6 +135,20 @@ class DqnHyperparams:
             (len(self.hidden_layers) >= 1 and all(int(h) >= 1 for h in self.hidden_layers),
              f"hidden_layers must be positive sizes, got {list(self.hidden_layers)}"),
             (self.reward_clip > 0, f"reward_clip must be > 0, got {self.reward_clip}"),
+            (self.updates_per_step > 0,
+             f"updates_per_step must be > 0, got {self.updates_per_step}"),
+            (self.rollout_fragment_length >= 1, "rollout_fragment_length must be >= 1, got "
+             f"{self.rollout_fragment_length}"),
+            (self.num_envs_per_env_runner >= 1, "num_envs_per_env_runner must be >= 1, got "
+             f"{self.num_envs_per_env_runner}"),
+            (self.torch_threads >= 0, f"torch_threads must be >= 0, got {self.torch_threads}"),
+            (self.num_env_runners >= 0,
+             f"num_env_runners must be >= 0, got {self.num_env_runners}"),
+            (self.updates_per_training_step() >= 1 and abs(
+                self.updates_per_step * self.steps_per_training_step()
+                - self.updates_per_training_step()) < 1e-9,
+             f"updates_per_step ({self.updates_per_step}) x env steps per training step "
+             f"({self.steps_per_training_step()}) must be a whole number of updates"),
         ]
         for ok, message in checks:
             if not ok:
@@ -117,19 +172,23 @@ def dqn_config(hp: DqnHyperparams, env_config: Mapping[str, Any], *,
             ``max_steps`` (default 30) sets the epsilon schedule's episode length.
         seed: RLlib's seed (network init, exploration, replay sampling).
         env_name: the registered Ray env (``register_dqn_env()`` registers the default).
-        iteration_steps: env steps per ``algo.train()`` call; default ``max_steps``.
+        iteration_steps: env steps per ``algo.train()`` call (at least); default
+            ``max_steps``. An iteration runs whole training steps (S env steps each).
     """
     hp.validate()
     steps_per_episode = int(env_config.get("max_steps", 30))
     schedule = epsilon_schedule(hp.epsilon_start, hp.epsilon_end, hp.epsilon_decay,
                                 steps_per_episode)
     return (
-        DQNConfig()
+        DQNConfig(algo_class=FarmDQN)
         .environment(env_name, env_config={**dict(env_config), "reward_clip": hp.reward_clip})
         .framework("torch")
-        .env_runners(num_env_runners=0, num_envs_per_env_runner=1, rollout_fragment_length=1,
+        .env_runners(num_env_runners=int(hp.num_env_runners),
+                     num_envs_per_env_runner=int(hp.num_envs_per_env_runner),
+                     rollout_fragment_length=int(hp.rollout_fragment_length),
                      batch_mode="truncate_episodes")
         .learners(num_learners=0, learner_class=PolyakDQNLearner)
+        .training(learner_config_dict={"torch_threads": int(hp.torch_threads)})
         .callbacks(DqnEpisodeMetrics)
         .rl_module(model_config=DefaultModelConfig(
             fcnet_hiddens=[int(h) for h in hp.hidden_layers], fcnet_activation="relu",
@@ -137,11 +196,13 @@ def dqn_config(hp: DqnHyperparams, env_config: Mapping[str, Any], *,
         .training(
             gamma=hp.gamma,
             lr=hp.learning_rate,
-            train_batch_size_per_learner=hp.batch_size,
+            train_batch_size_per_learner=hp.updates_per_training_step() * hp.batch_size,
+            minibatch_size=hp.batch_size,
+            num_epochs=1,
             replay_buffer_config={"type": f"{SeededEpisodeReplayBuffer.__module__}.SeededEpisodeReplayBuffer",
                                   "capacity": int(hp.replay_capacity), "seed": seed},
             num_steps_sampled_before_learning_starts=int(hp.warmup_steps),
-            training_intensity=float(hp.batch_size),
+            training_intensity=None,  # one sample round + one learner call per training_step
             target_network_update_freq=int(hp.target_update),
             tau=hp.target_tau,
             double_q=True,
@@ -153,6 +214,7 @@ def dqn_config(hp: DqnHyperparams, env_config: Mapping[str, Any], *,
             grad_clip=hp.max_grad_norm,
             grad_clip_by="global_norm",
             epsilon=schedule,
+            store_buffer_in_checkpoints=bool(hp.checkpoint_replay_buffer),
         )
         .reporting(min_sample_timesteps_per_iteration=int(iteration_steps or steps_per_episode),
                    min_time_s_per_iteration=None, min_train_timesteps_per_iteration=0)

@@ -11,7 +11,7 @@ import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
 from ...common.metrics import EpisodeTrace
-from ...env import env_creator
+from ...env import assign_env_copies, env_creator
 from .model import ObservationScaler
 from .schedule import epsilon_at
 
@@ -61,11 +61,11 @@ def dqn_env_creator(env_config: Mapping[str, Any] | None = None) -> DqnTrainingE
 
     The extra key ``reward_clip`` (default 100; ``None`` = no clipping) is consumed here.
     """
-    cfg = dict(env_config or {})
-    for key in ("num_envs",):  # added by RLlib's vector-env registration, not ours
-        cfg.pop(key, None)
-    clip = cfg.pop("reward_clip", 100.0)
-    return DqnTrainingEnv(env_creator(cfg), reward_clip=clip)
+    clip = dict(env_config or {}).get("reward_clip", 100.0)
+    if env_config is not None and "reward_clip" in env_config:
+        env_config = env_config.copy()  # an EnvContext stays one (worker_index, vector_index)
+        env_config.pop("reward_clip")
+    return DqnTrainingEnv(env_creator(env_config), reward_clip=clip)
 
 
 def register_dqn_env(name: str = DQN_ENV_NAME) -> str:
@@ -117,6 +117,12 @@ class DqnEpisodeMetrics(RLlibCallback):
     """Logs the farm's episode figures (``EPISODE_METRICS``) through RLlib's metrics logger,
     so Tune and the Ray dashboard see them under ``env_runners/<name>`` (mean of the last
     100 episodes)."""
+
+    def on_environment_created(self, *, env_runner, env, **kwargs) -> None:
+        from .learner import set_torch_threads
+
+        assign_env_copies(env_runner, env)  # each sub-env its own workload stream
+        set_torch_threads(env_runner.config)  # the runner's own process
 
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
         if metrics_logger is None:

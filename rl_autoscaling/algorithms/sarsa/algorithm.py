@@ -36,9 +36,10 @@ greedy episodes on a fresh env without phase shuffle, episode i seeded
 holds the ``evaluation_metrics.json`` checkpoint record (episode, eval_episodes, mean_X/std_X)
 plus ``env_runners/episode_return_mean``.
 
-Training episode e (0-based, counted across restores) is reset with seed ``task_seed + e``
-when ``env_config`` has a ``task_seed`` (the env's own rule, kept across checkpoints), else
-unseeded.
+Training episode e (0-based, counted across restores) is reset with seed
+``common.rollout.training_seed(task_seed, e)`` when ``env_config`` has a ``task_seed`` (the one
+training seed rule, env copy (0, 0), kept across checkpoints), else unseeded. SARSA(lambda) is
+online and tabular: it scales by parallel trials and seeds, not by env runners.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 from ray.tune.result import TRAINING_ITERATION
 from typing_extensions import Self
 
-from ...common.rollout import evaluate_checkpoint, evaluation_env_config
+from ...common.rollout import evaluate_checkpoint, evaluation_env_config, training_seed
 from ...env import RAY_ENV_NAME, register_ray_env
 from .tabular import (  # noqa: F401  (re-exported: the tabular core)
     ACTION_SIZE,
@@ -268,7 +269,7 @@ class SarsaLambda(Algorithm):
 
     def _next_seed(self) -> int | None:
         task_seed = self.config.env_config.get("task_seed")
-        return None if task_seed is None else int(task_seed) + self.episodes_done
+        return None if task_seed is None else training_seed(task_seed, self.episodes_done)
 
     def _log_episode(self, result: EpisodeResult) -> None:
         record = result.trace.training_record(self.episodes_done, result.epsilon)
