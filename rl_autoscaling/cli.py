@@ -108,11 +108,11 @@ def add_training_args(parser: argparse.ArgumentParser, algo: str,
 
 
 def add_checkpoint_args(parser: argparse.ArgumentParser, eval_episodes: int,
-                        seed_help: str, title: str = "checkpoints, evaluation"
-                        ) -> argparse._ArgumentGroup:
+                        seed_help: str, title: str = "checkpoints, evaluation",
+                        checkpoint_every: int = 10) -> argparse._ArgumentGroup:
     """``--checkpoint-every``, ``--eval-episodes`` and ``--seed`` of a trainer."""
     g = parser.add_argument_group(title)
-    g.add_argument("--checkpoint-every", type=nonnegative_int, default=10,
+    g.add_argument("--checkpoint-every", type=nonnegative_int, default=checkpoint_every,
                    help="save and evaluate every N episodes; 0 = only at the end "
                         "(default %(default)s)")
     g.add_argument("--eval-episodes", type=nonnegative_int, default=eval_episodes,
