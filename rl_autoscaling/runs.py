@@ -158,11 +158,19 @@ class MetricsRecorder:
         self.episodes: list[dict[str, Any]] = []
         self.checkpoints: list[dict[str, Any]] = []
 
+    #: Rewrite training_metrics.json at most this often (seconds); flush() writes it now.
+    #: Rewriting it after every episode is O(episodes^2): minutes for 5000 twin episodes.
+    write_interval = 1.0
+
     def add_episode(self, record: Mapping[str, Any]) -> None:
-        # Write first, then publish: the list always matches the file, even after Ctrl+C.
-        episodes = [*self.episodes, dict(record)]
-        atomic_write_json(self.run.training_metrics, {"episodes": episodes})
-        self.episodes = episodes
+        self.episodes = [*self.episodes, dict(record)]
+        if time.perf_counter() - getattr(self, "_written", -math.inf) >= self.write_interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every episode record kept so far to training_metrics.json."""
+        atomic_write_json(self.run.training_metrics, {"episodes": self.episodes})
+        self._written = time.perf_counter()
 
     def add_checkpoint(self, record: Mapping[str, Any]) -> None:
         checkpoints = [*self.checkpoints, dict(record)]
@@ -326,11 +334,13 @@ def run_training(
             if debug_summary is not None and log_interval > 0 and ep % log_interval == 0:
                 logger.debug("Episode %d summary: %s", ep, debug_summary())
             if checkpoint_every > 0 and ep % checkpoint_every == 0:
+                recorder.flush()
                 path = run.model_path(ep, model_suffix)
                 save_model(path, ep)
                 logger.info("Saved checkpoint %s", path)
                 if evaluate is not None:
                     final_eval = _evaluate(evaluate, ep, recorder, logger)
+        recorder.flush()
         final_model = run.model_path("final", model_suffix)
         save_model(final_model, completed)
         logger.info("Saved final model %s", final_model)
@@ -338,6 +348,7 @@ def run_training(
             final_eval = _evaluate(evaluate, completed, recorder, logger)
     except KeyboardInterrupt:
         interrupted = True
+        recorder.flush()
         completed = len(recorder.episodes) - already  # what is on disk, however late it came
         path = run.model_path("interrupt", model_suffix)
         try:
