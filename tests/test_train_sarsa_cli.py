@@ -101,13 +101,15 @@ def test_test_sarsa_default_output_is_runs_eval_results(tmp_path):
 def test_spec_defaults():
     from rl_autoscaling.train_sarsa import build_parser
 
+    # The twin-tuned defaults of issue 12 (the SPEC §5 values are one flag away).
     a = build_parser().parse_args([])
     assert (a.episodes, a.max_steps, a.step_duration, a.observation_window,
-            a.initial_workers, a.output_dir) == (100, 30, 8.0, 8.0, 12, "runs")
+            a.initial_workers, a.output_dir) == (5000, 30, 8.0, 8.0, 12, "runs")
     assert (a.epsilon, a.epsilon_min, a.epsilon_decay, a.alpha, a.gamma) == (
-        0.40, 0.10, 0.995, 0.025, 0.985)
+        0.40, 0.02, 0.999, 0.1, 0.985)
     assert (a.trace_lambda, a.trace_threshold, a.checkpoint_every, a.eval_episodes) == (
-        0.5, 1e-5, 10, 3)
+        0.8, 1e-5, 1000, 3)
+    assert (a.tie_action, a.reward_profile) == (1, "slo_cost")
     assert (a.seed, a.task_seed, a.phase_shuffle, a.phase_shuffle_seed) == (42, 42, False, None)
     assert (a.resume_model, a.resume_reset_hyperparams, a.resume_reset_epsilon) == (
         None, False, False)
