@@ -158,13 +158,18 @@ class MetricsRecorder:
         self.episodes: list[dict[str, Any]] = []
         self.checkpoints: list[dict[str, Any]] = []
 
-    #: Rewrite training_metrics.json at most this often (seconds); flush() writes it now.
-    #: Rewriting it after every episode is O(episodes^2): minutes for 5000 twin episodes.
+    #: After the first ``write_every_upto`` episodes, rewrite training_metrics.json at most
+    #: every ``write_interval`` seconds (flush() writes it now; checkpoints, the end and an
+    #: interrupt flush). Rewriting it after every episode is O(episodes^2): minutes for 5000
+    #: twin episodes. Slow runs (the live farm) still write after every episode.
+    write_every_upto = 100
     write_interval = 1.0
 
     def add_episode(self, record: Mapping[str, Any]) -> None:
         self.episodes = [*self.episodes, dict(record)]
-        if time.perf_counter() - getattr(self, "_written", -math.inf) >= self.write_interval:
+        if (len(self.episodes) <= self.write_every_upto
+                or time.perf_counter() - getattr(self, "_written", -math.inf)
+                >= self.write_interval):
             self.flush()
 
     def flush(self) -> None:

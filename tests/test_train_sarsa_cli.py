@@ -56,7 +56,7 @@ def test_readme_commands_train_then_test(tmp_path):
     episodes = json.loads((run / "training_metrics.json").read_text())["episodes"]
     assert [e["episode"] for e in episodes] == [1, 2, 3]
     assert all(set(e) == RECORD_KEYS for e in episodes)
-    assert episodes[1]["epsilon"] == pytest.approx(0.4 * 0.995)
+    assert episodes[1]["epsilon"] == pytest.approx(0.4 * 0.999)  # the twin default decay
     # --checkpoint-every 10 > 3 episodes: no epNNNN model, one evaluation at the end.
     assert not list((run / "models").glob("sarsa_ep*.pkl"))
     checkpoints = json.loads((run / "evaluation_metrics.json").read_text())["checkpoints"]
@@ -67,7 +67,7 @@ def test_readme_commands_train_then_test(tmp_path):
     model = SarsaLambdaLearner.load(run / "models" / "sarsa_final.pkl")
     assert model.discretiser.bins == (4, 30, 4, 40, 16, 18, 18, 15, 20)
     assert model.hp.alpha == 0.03 and model.hp.trace_lambda == 0.6
-    assert model.epsilon == pytest.approx(0.4 * 0.995 ** 3)
+    assert model.epsilon == pytest.approx(0.4 * 0.999 ** 3)  # the twin default decay
 
     # The seed README's test command on that model (+ --output in tmp).
     results = tmp_path / "eval_results.json"
