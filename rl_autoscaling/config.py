@@ -213,7 +213,24 @@ class RewardWeights:
 
 
 @dataclass(frozen=True)
+class SloCostConfig:
+    """The ``slo_cost`` reward profile (see :mod:`rl_autoscaling.reward`): meet the final-QoS
+    SLO ``qos_target``, then use the fewest worker-seconds. Strict ranking of episodes (SLO
+    met first) needs ``miss_penalty >= worker_cost * max_workers * max_steps * step_duration``
+    (50 >= 0.005 * 32 * 30 * 8 = 38.4 for the CLI defaults)."""
+
+    qos_target: float = field(default=0.99, metadata=_check(ge=0, le=1))
+    worker_cost: float = field(default=0.005, metadata=_check(ge=0))      # per worker-second
+    violation_cost: float = field(default=0.5, metadata=_check(ge=0))     # per task over budget
+    miss_penalty: float = field(default=50.0, metadata=_check(ge=0))      # once, if SLO missed
+
+
+REWARD_PROFILES = ("seed", "slo_cost")
+
+
+@dataclass(frozen=True)
 class RewardConfig:
+    profile: str = field(default="seed", metadata=_check(choices=REWARD_PROFILES))
     target_qos: float = field(default=0.95, metadata=_check(ge=0, le=1))
     queue_target: float = field(default=30.0, metadata=_check(ge=0))
     balanced_workers: float = field(default=14.0, metadata=_check(ge=0))
@@ -221,6 +238,7 @@ class RewardConfig:
     completion_bonus: float = 8.0
     unfinished_penalty_scale: float = 2.0
     weights: RewardWeights = field(default_factory=RewardWeights)
+    slo_cost: SloCostConfig = field(default_factory=SloCostConfig)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from .farm.base import Completions, FarmBackend, FarmSnapshot
 from .farm.workload import expected_task_count, phase_order
 from .observation import OBS_NAMES, Obs
 from .observation import bounds as obs_bounds
-from .reward import episode_end_reward, step_reward
+from .reward import episode_end_reward, slo_cost_reward, slo_excess, step_reward
 
 GYM_ENV_ID = "rl_autoscaling/OpenFaaSAutoscaling-v0"
 RAY_ENV_NAME = "OpenFaaSAutoscaling-v0"
@@ -226,6 +226,7 @@ class OpenFaaSAutoscalingEnv(gym.Env):
         self._violations = 0
         self._collected = 0
         self._final_qos = None
+        self._slo_excess = 0.0
         self._window.reset()
         self._prev_time, self._prev_enqueued = snap.time, snap.enqueued_total
         obs = self._observe(snap, first=True)
@@ -264,6 +265,14 @@ class OpenFaaSAutoscalingEnv(gym.Env):
             self._count(snap.completed)
             self._snapshot = snap
             self._final_qos = self.final_qos()
+        rcfg = self.farm_config.reward
+        if rcfg.profile == "slo_cost":  # replaces the seed reward (see reward.py)
+            done = terminated or truncated
+            excess = slo_excess(self._violations, self._collected, rcfg.slo_cost.qos_target,
+                                max(0, expected - self._collected) if done else 0)
+            reward = slo_cost_reward(float(obs[Obs.WORKERS]), self.step_duration, self._slo_excess,
+                                     excess, done, rcfg)
+            self._slo_excess = excess
         self._total_reward += reward
         info = self._info(snap, requested, result.applied, result.scaling_time, step_time)
         return obs, float(reward), bool(terminated), bool(truncated), info

@@ -1,4 +1,26 @@
-"""The reward of docs/env.md, computed on the observation that follows the action."""
+"""Rewards, selected by ``reward.profile``.
+
+``seed`` (the default of the env and the packaged config): the shaped reward of docs/env.md#reward,
+computed on the observation that follows the action (:func:`step_reward`,
+:func:`episode_end_reward`), unchanged from the original toolkit.
+
+``slo_cost`` (the trainers' default): "meet the SLO with the fewest workers". With SLO target
+``s`` (``reward.slo_cost.qos_target``), V_t / C_t the deadline misses / tasks collected up to
+step t, U the tasks still unfinished at the episode's end (counted as misses) and
+``excess_t = max(0, V_t - (1 - s) C_t)`` (``excess_T = max(0, V + U - (1 - s)(C + U))`` at
+the end, after stragglers are collected), step t earns
+
+    r_t = - worker_cost * W_t * step_duration
+          - violation_cost * (excess_t - excess_{t-1})
+          - miss_penalty * [episode ends at t and excess_T > 0]
+
+so an episode's return telescopes to
+``-(worker_cost * worker_seconds + violation_cost * excess_T + miss_penalty * [SLO missed])``:
+every episode meeting the SLO (excess_T = 0) is ranked by worker-seconds alone, and any
+episode missing it ranks below all of them as long as ``miss_penalty`` exceeds the largest
+possible worker cost (``worker_cost * max_workers * max_steps * step_duration``). The
+per-step excess term spreads the penalty over the steps where the misses happen.
+"""
 
 from __future__ import annotations
 
@@ -35,3 +57,23 @@ def episode_end_reward(terminated: bool, truncated: bool, pending: int,
     if truncated:
         return -cfg.unfinished_penalty_scale * min(max(pending, 0), cfg.queue_target)
     return 0.0
+
+
+def slo_excess(violations: float, collected: float, qos_target: float,
+               unfinished: float = 0.0) -> float:
+    """Deadline misses beyond the SLO's budget: ``max(0, V + U - (1 - s)(C + U))``."""
+    misses = violations + unfinished
+    excess = misses - (1.0 - qos_target) * (collected + unfinished)
+    return excess if excess > 1e-9 else 0.0
+
+
+def slo_cost_reward(workers: float, seconds: float, excess_before: float,
+                    excess_after: float, done: bool, cfg: RewardConfig) -> float:
+    """The ``slo_cost`` reward of one step (module docstring): worker-seconds, the growth of
+    the SLO excess, and the miss penalty on the episode's last step if the SLO was missed."""
+    s = cfg.slo_cost
+    reward = -s.worker_cost * workers * seconds
+    reward -= s.violation_cost * (excess_after - excess_before)
+    if done and excess_after > 0.0:
+        reward -= s.miss_penalty
+    return reward

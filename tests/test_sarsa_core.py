@@ -112,6 +112,17 @@ def test_greedy_ties_go_to_the_highest_action(row, action):
     assert lrn.greedy(A) == action
 
 
+@pytest.mark.parametrize("row,action", [
+    ([0.0, 0.0, 0.0], 1), ([1.0, 1.0, 0.0], 1), ([2.0, 1.0, 2.0], 2), ([3.0, 1.0, 2.0], 0),
+    ([-1.0, -1.0, -2.0], 1), ([1.0, 0.0, 1.0], 2),
+])
+def test_tie_action_keep(row, action):
+    lrn = SarsaLambdaLearner(hyperparams=SarsaHyperparams(tie_action=1), seed=0)
+    assert lrn.greedy(B) == 1  # unseen state: keep
+    lrn.q[A] = list(row)
+    assert lrn.greedy(A) == action
+
+
 def test_unseen_states_are_not_added_by_lookups():
     lrn = learner(0.0)
     assert lrn.greedy(B) == 2 and B not in lrn.q

@@ -91,22 +91,29 @@ def add_env_args(parser: argparse.ArgumentParser, *, task_seed: bool = True,
     return g
 
 
+REWARD_PROFILES = ("slo_cost", "seed")
+
+
 def add_training_args(parser: argparse.ArgumentParser, algo: str,
-                      episodes: int) -> None:
-    """``--episodes``, the env flags and ``--output-dir`` of a trainer."""
+                      episodes: int, reward_profile: str = "slo_cost") -> None:
+    """``--episodes``, the env flags, ``--reward-profile`` and ``--output-dir`` of a trainer."""
     parser.add_argument("--episodes", type=positive_int, default=episodes,
                         help="training episodes (default %(default)s)")
-    add_env_args(parser)
+    g = add_env_args(parser)
+    g.add_argument("--reward-profile", choices=REWARD_PROFILES, default=reward_profile,
+                   help="training reward (sets reward.profile, over --config's): slo_cost = "
+                        "meet the final-QoS SLO with the fewest worker-seconds; seed = the "
+                        "original shaped reward (default %(default)s)")
     parser.add_argument("--output-dir", default="runs",
                         help=f"base directory of {algo}_run_<ts>/ (default %(default)s)")
 
 
 def add_checkpoint_args(parser: argparse.ArgumentParser, eval_episodes: int,
-                        seed_help: str, title: str = "checkpoints, evaluation"
-                        ) -> argparse._ArgumentGroup:
+                        seed_help: str, title: str = "checkpoints, evaluation",
+                        checkpoint_every: int = 10) -> argparse._ArgumentGroup:
     """``--checkpoint-every``, ``--eval-episodes`` and ``--seed`` of a trainer."""
     g = parser.add_argument_group(title)
-    g.add_argument("--checkpoint-every", type=nonnegative_int, default=10,
+    g.add_argument("--checkpoint-every", type=nonnegative_int, default=checkpoint_every,
                    help="save and evaluate every N episodes; 0 = only at the end "
                         "(default %(default)s)")
     g.add_argument("--eval-episodes", type=nonnegative_int, default=eval_episodes,
@@ -131,6 +138,8 @@ def env_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         cfg["task_seed"] = int(args.task_seed)
     if args.config:
         cfg["config"] = str(args.config)
+    if getattr(args, "reward_profile", None):
+        cfg["reward.profile"] = args.reward_profile
     if args.backend == "live":
         from ..farm.live import live_backend_options
 

@@ -158,11 +158,24 @@ class MetricsRecorder:
         self.episodes: list[dict[str, Any]] = []
         self.checkpoints: list[dict[str, Any]] = []
 
+    #: After the first ``write_every_upto`` episodes, rewrite training_metrics.json at most
+    #: every ``write_interval`` seconds (flush() writes it now; checkpoints, the end and an
+    #: interrupt flush). Rewriting it after every episode is O(episodes^2): minutes for 5000
+    #: twin episodes. Slow runs (the live farm) still write after every episode.
+    write_every_upto = 100
+    write_interval = 1.0
+
     def add_episode(self, record: Mapping[str, Any]) -> None:
-        # Write first, then publish: the list always matches the file, even after Ctrl+C.
-        episodes = [*self.episodes, dict(record)]
-        atomic_write_json(self.run.training_metrics, {"episodes": episodes})
-        self.episodes = episodes
+        self.episodes = [*self.episodes, dict(record)]
+        if (len(self.episodes) <= self.write_every_upto
+                or time.perf_counter() - getattr(self, "_written", -math.inf)
+                >= self.write_interval):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every episode record kept so far to training_metrics.json."""
+        atomic_write_json(self.run.training_metrics, {"episodes": self.episodes})
+        self._written = time.perf_counter()
 
     def add_checkpoint(self, record: Mapping[str, Any]) -> None:
         checkpoints = [*self.checkpoints, dict(record)]
@@ -300,7 +313,9 @@ def run_training(
             if debug_summary is not None and log_interval > 0 and ep % log_interval == 0:
                 logger.debug("Episode %d summary: %s", ep, debug_summary())
             if checkpoint_every > 0 and ep % checkpoint_every == 0:
+                recorder.flush()
                 checkpoint(ep)
+        recorder.flush()
         final_model = run.model_path("final", model_suffix)
         save_model(final_model, completed)
         logger.info("Saved final model %s", final_model)
@@ -308,6 +323,7 @@ def run_training(
             final_eval = _evaluate(evaluate, completed, recorder, logger)
     except KeyboardInterrupt:
         interrupted = True
+        recorder.flush()
         completed = len(recorder.episodes) - already  # what is on disk, however late it came
         _save_interrupt(run, logger, save_model, model_suffix, completed, episodes)
     wall = time.perf_counter() - progress.start

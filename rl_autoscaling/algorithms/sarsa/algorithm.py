@@ -109,6 +109,7 @@ class SarsaLambdaConfig(AlgorithmConfig):
         self.epsilon_decay = 0.995
         self.trace_lambda = 0.5
         self.trace_threshold = 1e-5
+        self.tie_action = -1
         self.bins = DEFAULT_BINS
         self.edges = None
         self.episodes_per_iteration = 1
@@ -133,6 +134,7 @@ class SarsaLambdaConfig(AlgorithmConfig):
         epsilon_decay: float = NotProvided,
         trace_lambda: float = NotProvided,
         trace_threshold: float = NotProvided,
+        tie_action: int = NotProvided,
         bins: Sequence[int] = NotProvided,
         edges: Optional[Sequence[Sequence[float]]] = NotProvided,
         episodes_per_iteration: int = NotProvided,
@@ -148,6 +150,7 @@ class SarsaLambdaConfig(AlgorithmConfig):
             epsilon_decay: per-episode multiplicative epsilon decay.
             trace_lambda: eligibility-trace decay; <= 0 is one-step SARSA.
             trace_threshold: a state's trace is dropped once max|e| falls below this.
+            tie_action: the action greedy ties go to; -1 = the highest index (the seed).
             bins: nine bin counts; the default bins use the documented explicit edges, any other
                 bins equal-width bins between the env's observation bounds.
             edges: explicit per-dimension edges (overrides ``bins``), or None.
@@ -161,7 +164,7 @@ class SarsaLambdaConfig(AlgorithmConfig):
             self.gamma = gamma
         for name, value in (("alpha", alpha), ("epsilon", epsilon), ("epsilon_min", epsilon_min),
                             ("epsilon_decay", epsilon_decay), ("trace_lambda", trace_lambda),
-                            ("trace_threshold", trace_threshold),
+                            ("trace_threshold", trace_threshold), ("tie_action", tie_action),
                             ("episodes_per_iteration", episodes_per_iteration)):
             if value is not NotProvided:
                 setattr(self, name, value)
@@ -177,7 +180,8 @@ class SarsaLambdaConfig(AlgorithmConfig):
         return SarsaHyperparams(
             alpha=float(self.alpha), gamma=float(self.gamma), epsilon=float(self.epsilon),
             epsilon_min=float(self.epsilon_min), epsilon_decay=float(self.epsilon_decay),
-            trace_lambda=float(self.trace_lambda), trace_threshold=float(self.trace_threshold))
+            trace_lambda=float(self.trace_lambda), trace_threshold=float(self.trace_threshold),
+            tie_action=float(self.tie_action))
 
     @override(AlgorithmConfig)
     def validate(self) -> None:

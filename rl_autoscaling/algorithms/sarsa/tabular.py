@@ -51,6 +51,13 @@ DEFAULT_EDGES: tuple[tuple[float, ...], ...] = (
     (0.15, 0.5, 1.5, 3.5),                        # 7 arrival_rate
     (0.5, 0.8, 0.9, 0.95, 0.999),                 # 8 qos_rate
 )
+#: Edges tuned on the simulated twin (``train_sarsa``'s default): worker queue 0 / 1-5 /
+#: 6-15 / >15, one bin per worker count, arrival rate per 1 task/s up to 11, and no bins for
+#: the input queue, avg/max time or QoS (the seed: ``--bins 4 7 1 1 8 8 1 5 6``).
+TWIN_EDGES: tuple[tuple[float, ...], ...] = (
+    (), (0.5, 5.5, 15.5), (), (), tuple(w + 0.5 for w in range(1, 31)), (), (),
+    tuple(float(r) for r in range(1, 12)), (),
+)
 
 MODEL_FORMAT = "rl_autoscaling.sarsa"
 MODEL_VERSION = 1
@@ -170,6 +177,8 @@ class SarsaHyperparams:
     epsilon_decay: float = 0.995    # per-episode multiplicative decay
     trace_lambda: float = 0.5       # trace decay; <= 0 is one-step SARSA
     trace_threshold: float = 1e-5   # drop a state's trace once max|e| falls below this
+    tie_action: float = -1.0        # greedy ties (and unseen states) -> this action index;
+                                    # -1 = the highest index (the seed's rule)
 
     def validate(self) -> SarsaHyperparams:
         """Raise ValueError naming the first out-of-range value; returns self."""
@@ -187,6 +196,8 @@ class SarsaHyperparams:
             (self.trace_lambda <= 1, f"trace_lambda must be <= 1, got {self.trace_lambda}"),
             (self.trace_threshold >= 0,
              f"trace_threshold must be >= 0, got {self.trace_threshold}"),
+            (self.tie_action >= -1 and float(self.tie_action).is_integer(),
+             f"tie_action must be -1 or an action index, got {self.tie_action}"),
         )
         for ok, message in checks:
             if not ok:
@@ -257,12 +268,14 @@ class SarsaLambdaLearner:
         return row
 
     def greedy(self, state: State) -> int:
-        """argmax_a Q(state, a), ties -> the highest action index."""
+        """argmax_a Q(state, a); ties (and unseen states) -> ``hp.tie_action`` if it is among
+        the best, else the highest best index (``tie_action`` -1: the highest, the seed)."""
+        tie = int(self.hp.tie_action)
+        best = self.action_size - 1 if tie < 0 or tie >= self.action_size else tie
         row = self.q.get(state)
         if row is None:
-            return self.action_size - 1
-        best = self.action_size - 1
-        for i in range(self.action_size - 2, -1, -1):
+            return best
+        for i in range(self.action_size - 1, -1, -1):
             if row[i] > row[best]:
                 best = i
         return best
