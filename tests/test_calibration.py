@@ -95,3 +95,38 @@ def test_compare_runs_calibrated_agents_and_writes_the_frontier(tmp_path, capsys
                                                     initial_workers=12),
                              [12], data["settings"]["episode_seeds"])[0]
     assert n12["final_qos"] == pytest.approx(static.final_qos)
+
+
+def test_checkpoint_score_ranks_slo_first_then_fewer_workers():
+    from rl_autoscaling.training.harness import checkpoint_score
+
+    def rec(q, w):
+        return {"mean_final_qos": q, "mean_mean_workers": w}
+
+    ranked = sorted([rec(0.995, 18.0), rec(0.999, 20.0), rec(0.98, 12.0), rec(0.97, 11.0),
+                     rec(0.991, 16.0)], key=lambda r: checkpoint_score(r, SLO), reverse=True)
+    assert [(r["mean_final_qos"], r["mean_mean_workers"]) for r in ranked] == [
+        (0.991, 16.0), (0.995, 18.0), (0.999, 20.0), (0.98, 12.0), (0.97, 11.0)]
+
+
+def test_best_checkpoint_is_the_evaluated_model_with_the_best_score(tmp_path):
+    import logging
+
+    from rl_autoscaling.training.harness import RunDirectory, run_training
+
+    run = RunDirectory.create(tmp_path, "algo")
+    evaluations = {2: (0.995, 18.0), 4: (0.991, 16.0), 6: (0.999, 12.0), 7: (0.98, 10.0)}
+
+    def save(path, completed):
+        path.write_text(f"model after {completed}")
+
+    outcome = run_training(
+        run, logging.getLogger("test.best"), episodes=7, checkpoint_every=2, plot=False,
+        train_episode=lambda ep: {"episode": ep, "total_reward": 0.0},
+        save_model=save, slo=SLO,
+        evaluate=lambda ep: {"mean_final_qos": evaluations[ep][0], "eval_episodes": 1,
+                             "mean_mean_workers": evaluations[ep][1]})
+    assert outcome.completed == 7
+    # episode 6 meets the SLO with the fewest workers; the final model (7) misses it
+    assert run.model_path("best").read_text() == "model after 6"
+    assert run.model_path("final").read_text() == "model after 7"

@@ -66,6 +66,7 @@ from .harness import (
     logged_failure,
     run_training,
     setup_run_logger,
+    slo_of,
     stop_algorithm,
 )
 
@@ -320,7 +321,7 @@ def train(args: argparse.Namespace) -> int:
                 run, log, episodes=args.episodes, train_episode=trainer.train_episode,
                 save_model=trainer.save_model,
                 evaluate=trainer.evaluate if args.eval_episodes > 0 else None,
-                checkpoint_every=args.checkpoint_every, model_suffix=".pt")
+                slo=slo_of(env_config), checkpoint_every=args.checkpoint_every, model_suffix=".pt")
             return outcome.exit_code
     finally:
         if trainer is not None:

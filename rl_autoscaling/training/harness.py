@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -274,6 +275,7 @@ def run_training(
     debug_summary: Callable[[], str] | None = None,
     plot: bool = True,
     recorder: MetricsRecorder | None = None,
+    slo: float | None = None,
 ) -> TrainingOutcome:
     """Train ``episodes`` episodes with checkpoints, evaluations and Ctrl+C handling.
 
@@ -288,11 +290,29 @@ def run_training(
         log_interval: every N episodes, log ``debug_summary()`` at DEBUG level (0: never).
         plot: write ``plots/training_curves.png`` at the end (and after an interrupt).
         recorder: metric files writer (default: a new one for ``run``).
+        slo: final-QoS SLO for picking the best checkpoint: after every evaluation, the model
+            it evaluated is copied to ``models/<algo>_best<suffix>`` when it beats the best so
+            far (SLO met first, then fewer mean workers; :func:`checkpoint_score`). None: no
+            best model.
     """
     recorder = recorder or MetricsRecorder(run)
     already = len(recorder.episodes)
     progress = Progress(episodes)
     completed, final_model, final_eval, interrupted = 0, None, None, False
+    best: tuple[float, float] | None = None
+
+    def evaluated(path: Path, ep: int) -> dict[str, Any]:
+        nonlocal best
+        record = _evaluate(evaluate, ep, recorder, logger)
+        score = checkpoint_score(record, slo) if slo is not None else None
+        if score is not None and (best is None or score > best):
+            best = score
+            target = run.model_path("best", model_suffix)
+            shutil.copyfile(path, target)
+            logger.info("Best checkpoint so far: episode %d (final QoS %.4f, mean workers "
+                        "%.2f) -> %s", ep, record.get("mean_final_qos", float("nan")),
+                        record.get("mean_mean_workers", float("nan")), target)
+        return record
 
     def checkpoint(ep: int) -> None:
         nonlocal final_eval
@@ -300,7 +320,7 @@ def run_training(
         save_model(path, ep)
         logger.info("Saved checkpoint %s", path)
         if evaluate is not None:
-            final_eval = _evaluate(evaluate, ep, recorder, logger)
+            final_eval = evaluated(path, ep)
 
     logger.info("Run directory: %s", run.root)
     try:
@@ -320,7 +340,7 @@ def run_training(
         save_model(final_model, completed)
         logger.info("Saved final model %s", final_model)
         if evaluate is not None and recorder.last_checkpoint_episode != completed:
-            final_eval = _evaluate(evaluate, completed, recorder, logger)
+            final_eval = evaluated(final_model, completed)
     except KeyboardInterrupt:
         interrupted = True
         recorder.flush()
@@ -373,6 +393,27 @@ def stop_algorithm(algo) -> None:
             pass  # not empty (or gone): leave it
 
 
+def slo_of(env_config: Mapping[str, Any]) -> float:
+    """The final-QoS SLO of the farm an ``env_config`` builds (``reward.slo_cost.qos_target``)."""
+    from ..env import OpenFaaSAutoscalingEnv
+
+    env = OpenFaaSAutoscalingEnv.from_env_config(env_config)
+    try:
+        return float(env.farm_config.reward.slo_cost.qos_target)
+    finally:
+        env.close()
+
+
+def checkpoint_score(record: Mapping[str, Any], slo: float) -> tuple[float, float]:
+    """Rank of a checkpoint evaluation (higher is better): the SLO met first (mean final QoS
+    >= ``slo``), then fewer mean workers; among checkpoints missing the SLO, higher QoS."""
+    qos = float(record.get("mean_final_qos", float("nan")))
+    workers = float(record.get("mean_mean_workers", float("inf")))
+    if qos >= slo:
+        return (1.0, -workers)
+    return (0.0, qos if qos == qos else -1.0)
+
+
 def _evaluate(evaluate: Callable[[int], Mapping[str, Any]], episode: int,
               recorder: MetricsRecorder, logger: logging.Logger) -> dict[str, Any]:
     record = dict(evaluate(episode))
@@ -384,6 +425,7 @@ def _evaluate(evaluate: Callable[[int], Mapping[str, Any]], episode: int,
 
 __all__ = [
     "EPISODE_FIELDS", "EXIT_INTERRUPTED", "MetricsRecorder", "Progress", "RunDirectory",
+    "checkpoint_score", "slo_of",
     "TrainingOutcome", "close_logger", "episode_line", "evaluation_line", "format_duration",
     "logged_failure", "run_training", "setup_run_logger", "stop_algorithm",
 ]

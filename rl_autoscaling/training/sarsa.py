@@ -49,6 +49,7 @@ from .harness import (
     logged_failure,
     run_training,
     setup_run_logger,
+    slo_of,
     stop_algorithm,
 )
 
@@ -211,7 +212,7 @@ def _train_logged(args: argparse.Namespace, env_config: dict[str, Any], hp: Sars
         outcome = run_training(
             run, log, episodes=args.episodes, train_episode=train_episode,
             save_model=save_model, evaluate=evaluate if args.eval_episodes > 0 else None,
-            checkpoint_every=args.checkpoint_every, model_suffix=".pkl",
+            slo=slo_of(env_config), checkpoint_every=args.checkpoint_every, model_suffix=".pkl",
             log_interval=args.log_interval, debug_summary=summary)
         return outcome.exit_code
     finally:
