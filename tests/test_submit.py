@@ -188,6 +188,48 @@ def test_submit_runs_a_smoke_experiment_as_a_ray_job(ray_head, tmp_path):
         assert (tree / "logs" / "training.log").read_text().startswith("Episode 1/")
 
 
+@pytest.mark.ray
+@pytest.mark.slow
+def test_submit_from_an_installed_wheel_uploads_the_package(ray_head, installed_wheel,
+                                                            tmp_path):
+    """No source tree: the installed package goes up as py_modules; an explicit storage path
+    is used as given and --fetch brings the run back."""
+    storage, fetched = tmp_path / "tune", tmp_path / "fetched"
+    env = {**os.environ, "PYTHONPATH": str(installed_wheel), "RAY_USAGE_STATS_ENABLED": "0",
+           **ray_head.auth_env}
+    env.pop("RAY_ADDRESS", None)
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    cmd = [sys.executable, "-m", "rl_autoscaling.submit", "--address", ray_head.dashboard,
+           "--algo", "sarsa", "--job-id", "wheel-e2e", "--storage-path", str(storage),
+           "--fetch", str(fetched), "--smoke"]
+    proc = subprocess.run(cmd, cwd="/", env=env, capture_output=True, text=True,
+                          timeout=JOB_TIMEOUT)
+    detail = f"{proc.stdout[-4000:]}\n{proc.stderr[-3000:]}\nhead:\n{ray_head.output()}"
+    assert proc.returncode == 0 and "job wheel-e2e: SUCCEEDED" in proc.stdout, detail
+    (job,) = [j for j in _get_json(f"{ray_head.dashboard}/api/jobs/", headers=ray_head.headers)
+              if j.get("submission_id") == "wheel-e2e"]
+    assert "working_dir" not in job["runtime_env"]
+    (module,) = job["runtime_env"]["py_modules"]
+    assert module.startswith("gcs://")
+    (run_dir,) = (storage / "runs").iterdir()
+    (local,) = fetched.iterdir()
+    assert local.name == run_dir.name and (local / "training_metrics.json").exists()
+    assert not (ray_head.home / "ray_results").exists()
+    # py_modules comes first on the job's path, ahead of the head's own install of the package
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(ray_head.dashboard, headers=ray_head.headers)
+    probe = client.submit_job(
+        entrypoint='python -c "import rl_autoscaling; print(rl_autoscaling.__file__)"',
+        runtime_env={"py_modules": [str(installed_wheel / "rl_autoscaling")]})
+    deadline = time.time() + 120
+    while client.get_job_status(probe).value not in ("SUCCEEDED", "FAILED", "STOPPED"):
+        assert time.time() < deadline
+        time.sleep(1)
+    printed = client.get_job_logs(probe).strip().splitlines()[-1]
+    assert "runtime_resources/py_modules_files/" in printed, printed
+
+
 # --------------------------------------------------------------------------- without Ray
 
 
