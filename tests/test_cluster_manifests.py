@@ -87,6 +87,8 @@ def test_rayjobs_run_tune_and_resume_from_durable_storage(algo):
     assert entry[entry.index("--address") + 1] == "auto"
     assert entry[entry.index("--resume") + 1] == "auto"
     storage = entry[entry.index("--storage-path") + 1]
+    # the exported runs persist too (on the volume, not in the job's working dir)
+    assert entry[entry.index("--output") + 1] == storage + "/runs"
     assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] > 0
     for template in pod_templates(doc):
         (container,) = template["spec"]["containers"]
@@ -180,3 +182,15 @@ def test_dockerfile_runs_as_non_root_with_cpu_torch():
     users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     assert "torch==2.13.0" in text and "whl/cpu" in text
+
+
+def test_raycluster_head_gives_submitted_jobs_the_shared_storage_path():
+    """`submit` without --storage-path uses $RL_AUTOSCALING_STORAGE on the head (where job
+    drivers run): the RayCluster points it at its ReadWriteMany volume."""
+    from rl_autoscaling.service.submit import STORAGE_ENV
+
+    (doc,) = docs(CLUSTER / "kuberay" / "raycluster.yaml")
+    (head,) = doc["spec"]["headGroupSpec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in head["env"]}
+    mounts = {m["mountPath"]: m["name"] for m in head["volumeMounts"]}
+    assert env[STORAGE_ENV] == "/data/tune" and mounts["/data"] == "runs"
