@@ -1,24 +1,27 @@
 """Fit the twin's timing parameters to a recording, with Ray Tune as the search engine.
 
 The objective is :func:`~rl_autoscaling.training.twin_validation.fit_score` of the validation
-report (closed- and open-loop per-step errors plus the step-length distances), which is
+report (open-loop per-step errors plus the step-length distances), which is
 deterministic for a given configuration: every candidate replays the same episode seeds, so
 candidates differ only by their parameters (common random numbers).
 
 The search is a Tune search algorithm of our own, :class:`TwinSearch` (Tune ships no
 model-based searcher without extra packages): the starting configuration first (so a fit never
-reports a worse error than its start), a third of the budget uniformly at random over the
-bounds, then Gaussian steps around the best candidate so far with a radius that shrinks from
-25 % to 3 % of each range. ``num_samples`` is the budget; trials run locally.
+reports a worse error than its start), a fifth of the budget uniformly at random over the
+bounds, then a compass search from the best candidate so far: one dimension at a time, a step
+up and down (from 25 % of its range), the step halved after a sweep without improvement.
+``num_samples`` is the budget; trials run locally.
 
 Parameters (``--params``; docs/farm.md, "Scaling and latencies"): ``scale_up_latency``,
-``scale_down_removal_delay`` and ``step_overhead`` (uniform ``low``/``high`` each),
+``scale_down_removal_delay`` and ``step_overhead`` (uniform distributions, searched as
+centre and half-width),
 ``wait_time``, ``collector_wait_time`` and ``processing_delay``.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -34,16 +37,18 @@ from ..config import FarmConfig, from_dict, load_config, to_dict
 from ..training.twin_validation import Recording, fit_score, validate
 
 #: parameter name -> its dimensions (dotted config key, lower bound, upper bound)
+#: (a uniform distribution is searched as its centre and half-width: the centre, the mean,
+#: is what the recordings pin down best)
 PARAMETERS: dict[str, tuple[tuple[str, float, float], ...]] = {
-    "scale_up_latency": (("timing.scale_up_latency.low", 0.0, 30.0),
-                         ("timing.scale_up_latency.high", 0.0, 30.0)),
-    "scale_down_removal_delay": (("timing.scale_down_removal_delay.low", 0.0, 15.0),
-                                 ("timing.scale_down_removal_delay.high", 0.0, 15.0)),
+    "scale_up_latency": (("timing.scale_up_latency.center", 0.0, 30.0),
+                         ("timing.scale_up_latency.spread", 0.0, 10.0)),
+    "scale_down_removal_delay": (("timing.scale_down_removal_delay.center", 0.0, 15.0),
+                                 ("timing.scale_down_removal_delay.spread", 0.0, 5.0)),
     "wait_time": (("timing.wait_time", 0.005, 1.0),),
     "collector_wait_time": (("timing.collector_wait_time", 0.005, 1.0),),
     "processing_delay": (("timing.processing_delay", 0.0, 3.0),),
-    "step_overhead": (("timing.step_overhead.low", 0.0, 2.0),
-                      ("timing.step_overhead.high", 0.0, 2.0)),
+    "step_overhead": (("timing.step_overhead.center", 0.0, 2.0),
+                      ("timing.step_overhead.spread", 0.0, 1.0)),
 }
 DISTRIBUTIONS = ("scale_up_latency", "scale_down_removal_delay", "step_overhead")
 
@@ -81,7 +86,7 @@ def start_point(config: FarmConfig, dims: Sequence[tuple[str, float, float]]) ->
         parts = key.split(".")[1:]
         if len(parts) == 2:
             low, high = _distribution_bounds(timing[parts[0]])
-            value = low if parts[1] == "low" else high
+            value = (low + high) / 2 if parts[1] == "center" else (high - low) / 2
         else:
             value = timing[parts[0]]
         point[key] = float(min(hi, max(lo, value)))
@@ -89,14 +94,15 @@ def start_point(config: FarmConfig, dims: Sequence[tuple[str, float, float]]) ->
 
 
 def overrides_for(point: Mapping[str, float]) -> dict[str, Any]:
-    """Config overrides for a candidate: ``low``/``high`` pairs sorted and made uniform."""
+    """Config overrides for a candidate: a ``center``/``spread`` pair becomes
+    uniform(max(0, center - spread), center + spread)."""
     out: dict[str, Any] = {}
     for name in DISTRIBUTIONS:
-        low, high = f"timing.{name}.low", f"timing.{name}.high"
-        if low in point or high in point:
-            pair = sorted([point.get(low, point.get(high)), point.get(high, point.get(low))])
-            out[f"timing.{name}"] = {"distribution": "uniform", "low": float(pair[0]),
-                                     "high": float(pair[1])}
+        center, spread = f"timing.{name}.center", f"timing.{name}.spread"
+        if center in point:
+            c, w = float(point[center]), float(point.get(spread, 0.0))
+            out[f"timing.{name}"] = {"distribution": "uniform", "low": max(0.0, c - w),
+                                     "high": c + w}
     for key, value in point.items():
         if key.split(".")[1] not in DISTRIBUTIONS:
             out[key] = float(value)
@@ -108,19 +114,22 @@ def candidate_config(base: FarmConfig, point: Mapping[str, float]) -> FarmConfig
 
 
 class TwinSearch(Searcher):
-    """Start point, then random exploration, then shrinking Gaussian steps around the
-    best result so far (see the module docstring)."""
+    """The start point, random exploration, then a compass search from the best point (see
+    the module docstring)."""
 
     def __init__(self, dims, start, budget, seed=0, metric="score", mode="min"):
         super().__init__(metric=metric, mode=mode)
         self.dims = list(dims)
         self.start = dict(start)
         self.budget = max(1, int(budget))
-        self.explore = max(0, (self.budget - 1) // 3)
+        self.explore = max(0, (self.budget - 1) // 5)
         self.rng = np.random.default_rng(seed)
         self.suggested = 0
         self.pending: dict[str, dict[str, float]] = {}
         self.done: list[tuple[float, dict[str, float]]] = []
+        self.step = 0.25  # of each range; halved after a sweep without improvement
+        self.moves: list[tuple[int, int]] = []
+        self.improved = False
 
     def set_search_properties(self, metric, mode, config, **spec):
         self._metric = metric or self._metric
@@ -129,6 +138,15 @@ class TwinSearch(Searcher):
 
     def _best(self) -> dict[str, float]:
         return min(self.done, key=lambda d: d[0])[1] if self.done else self.start
+
+    def _next_move(self) -> tuple[int, int]:
+        if not self.moves:
+            if not self.improved:
+                self.step = max(0.002, self.step / 2) if self.done else self.step
+            self.improved = False
+            order = self.rng.permutation(len(self.dims))
+            self.moves = [(int(i), sign) for i in order for sign in (1, -1)]
+        return self.moves.pop(0)
 
     def suggest(self, trial_id):
         if self.suggested >= self.budget:
@@ -140,12 +158,10 @@ class TwinSearch(Searcher):
         elif k <= self.explore:
             point = {key: float(self.rng.uniform(lo, hi)) for key, lo, hi in self.dims}
         else:
-            local = self.budget - 1 - self.explore
-            j = k - 1 - self.explore
-            radius = 0.25 * (0.03 / 0.25) ** (j / max(1, local - 1))
-            best = self._best()
-            point = {key: float(np.clip(best[key] + self.rng.normal(0, radius * (hi - lo)),
-                                        lo, hi)) for key, lo, hi in self.dims}
+            point = dict(self._best())
+            i, sign = self._next_move()
+            key, lo, hi = self.dims[i]
+            point[key] = float(np.clip(point[key] + sign * self.step * (hi - lo), lo, hi))
         self.pending[trial_id] = point
         return dict(point)
 
@@ -154,6 +170,8 @@ class TwinSearch(Searcher):
         if point is not None and result and not error and self.metric in result:
             value = float(result[self.metric])
             if math.isfinite(value):
+                if self.done and value < min(d[0] for d in self.done):
+                    self.improved = True
                 self.done.append((value, point))
 
 
@@ -190,6 +208,7 @@ def fit(recording: Recording, base: FarmConfig, policies: Mapping[str, Any],
     none is running. The start is the first candidate, and kept unless beaten."""
     import ray
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
     from ray.tune.search import ConcurrencyLimiter
 
     if budget < 1:
@@ -199,6 +218,11 @@ def fit(recording: Recording, base: FarmConfig, policies: Mapping[str, Any],
     start_cfg = candidate_config(base, start)
     start_report = validate(recording, start_cfg, policies, episodes).report
     start_score = fit_score(start_report)
+    # Each trial takes milliseconds: Tune's per-trial costs (a new actor, result loggers,
+    # experiment snapshots) would dominate, so actors are reused, only the JSON result
+    # logger runs and the experiment state is saved rarely (a fit is restarted, never resumed).
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "600")
     if not ray.is_initialized():
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     searcher = ConcurrencyLimiter(
@@ -211,8 +235,9 @@ def fit(recording: Recording, base: FarmConfig, policies: Mapping[str, Any],
         tuner = tune.Tuner(
             tune.with_resources(tune.with_parameters(_trial, payload=payload), {"cpu": 1}),
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=budget,
-                                        metric="score", mode="min"),
-            run_config=tune.RunConfig(name="twin_fit", storage_path=str(storage), verbose=0),
+                                        metric="score", mode="min", reuse_actors=True),
+            run_config=tune.RunConfig(name="twin_fit", storage_path=str(storage), verbose=0,
+                                      callbacks=[JsonLoggerCallback()]),
         )
         results = tuner.fit()
         scored = [(r.metrics["score"], r.config) for r in results

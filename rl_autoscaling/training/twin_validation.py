@@ -9,8 +9,9 @@ no ``settings``) are read too. ``compare_policies --record`` adds each step's me
 
 Episodes cannot be matched one to one (the real farm's randomness is not the twin's), so the
 twin is compared on **per-step means over episodes**: for each metric, the mean absolute
-difference between the recording's and the twin's mean at step 1, 2, ... (over the steps both
-have). Each recorded agent is replayed on the twin in two ways:
+difference between the recording's and the twin's mean at step 1, 2, ... (over the steps that
+every episode of both sides reaches; ``episode_steps`` compares the mean episode lengths).
+Each recorded agent is replayed on the twin in two ways:
 
 * **closed loop** (agents the product knows: the baselines, and SARSA/DQN when their model is
   given): the agent plays the twin with the recording's settings, one twin episode per
@@ -63,9 +64,9 @@ METRICS: dict[str, tuple[str, float]] = {
 #: the unit of each error in :func:`fit_score` (an error of one unit adds 1 to the score)
 SCORE_UNITS: dict[str, float] = {
     "workers": 1.0, "worker_queue": 5.0, "qos": 5.0, "avg_time": 0.25, "max_time": 0.5,
-    "step_seconds": 0.25,
+    "step_seconds": 0.25, "episode_steps": 1.0,
 }
-DISTANCE_UNITS: dict[str, float] = {"scale_up_step_seconds": 0.5, "step_seconds": 0.25}
+DISTANCE_UNITS: dict[str, float] = {"scale_up_step_seconds": 0.25, "step_seconds": 0.25}
 
 #: compare_policies' defaults, for recordings without ``settings``
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -273,14 +274,23 @@ def step_lengths(records: Sequence[Mapping[str, Any]], scale_up: bool) -> list[f
 
 def errors(recorded: Sequence[Mapping[str, Any]],
            twin: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float], int]:
-    """Per-metric MAE of the per-step means, and the number of steps compared."""
-    out, steps = {}, 0
+    """Per-metric MAE of the per-step means over the steps every episode of both sides
+    reaches (so an episode ending a step earlier on one side does not skew the last means),
+    plus ``episode_steps``: the difference of the mean episode lengths. Returns the errors
+    and the number of steps compared."""
+    lengths = [len(r.get("worker_counts") or []) for r in [*recorded, *twin]]
+    horizon = min(lengths, default=0)
+    out: dict[str, float] = {}
+    steps = 0
     for name, (key, factor) in METRICS.items():
-        mae, n = mean_abs_error(per_step_mean(recorded, key, factor),
-                                per_step_mean(twin, key, factor))
+        mae, n = mean_abs_error(per_step_mean(recorded, key, factor)[:horizon],
+                                per_step_mean(twin, key, factor)[:horizon])
         if n:
             out[name] = mae
             steps = max(steps, n)
+    if recorded and twin:
+        out["episode_steps"] = abs(float(np.mean(lengths[:len(recorded)]))
+                                   - float(np.mean(lengths[len(recorded):])))
     return out, steps
 
 
@@ -361,18 +371,24 @@ def validate(recording: Recording, config: FarmConfig, policies: Mapping[str, Po
     report = {"agents": agents_out, "recording": str(recording.path),
               "units": {"qos": "percentage points", "worker_queue": "tasks",
                         "workers": "workers", "avg_time": "s", "max_time": "s",
-                        "arrival_rate": "tasks/s", "step_seconds": "s"}}
+                        "arrival_rate": "tasks/s", "step_seconds": "s",
+                        "episode_steps": "steps"}}
     report["score"] = fit_score(report)
     return Validation(report, recorded, closed, opened)
 
 
-def fit_score(report: Mapping[str, Any]) -> float:
-    """One number for a report (lower is better): per agent, the sum of each closed-loop and
-    open-loop error and each distance divided by its unit; averaged over the agents."""
+def fit_score(report: Mapping[str, Any], closed_loop: bool = False) -> float:
+    """One number for a report (lower is better): per agent, the sum of each open-loop error
+    (and closed-loop error with ``closed_loop``) and each distance divided by its unit
+    (:data:`SCORE_UNITS`, :data:`DISTANCE_UNITS`); averaged over the agents. The fit uses the
+    open loop only: with the recorded actions replayed, both sides scale at the same steps, so
+    the score changes smoothly with the parameters (a closed-loop agent deciding differently
+    makes it jump)."""
     totals = []
     for entry in report["agents"].values():
         total = 0.0
-        parts = [entry["mae_open_loop"]] + ([entry["mae"]] if entry["loop"] == "closed" else [])
+        parts = [entry["mae_open_loop"]] + (
+            [entry["mae"]] if closed_loop and entry["loop"] == "closed" else [])
         for part in parts:
             total += sum(part[k] / u for k, u in SCORE_UNITS.items()
                          if k in part and math.isfinite(part[k]))
