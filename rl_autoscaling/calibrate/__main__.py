@@ -86,6 +86,15 @@ def _setup(args: argparse.Namespace):
     opts = AgentOptions(model=args.model, dqn_model=args.dqn_model,
                         static_workers=args.static_workers, keda_target=args.keda_target,
                         keda_window=args.keda_window)
+    st = recording.settings
+    kw = recording.env_kwargs(config)
+    print(f"recording {recording.path}: "
+          + ", ".join(f"{n} ({len(r)} episodes)" for n, r in recording.agents.items())
+          + f"; backend {st.get('backend', 'unknown')}"
+          + (f", time_scale {st['time_scale']}" if "time_scale" in st else "")
+          + f"; replayed with {kw['max_steps']} steps of {kw['step_duration']:g} s, "
+            f"{kw['initial_workers']} initial workers"
+          + ("" if st else " (no settings in the file: compare_policies' defaults)"))
     policies = closed_loop_agents(recording, config, opts, progress=print)
     open_only = [n for n in recording.agents if n not in policies]
     if open_only:

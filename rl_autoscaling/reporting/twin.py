@@ -28,12 +28,15 @@ def plot_twin_validation(recorded: Mapping[str, Sequence[Mapping[str, Any]]],
     sides = (("recording", recorded, "black", "-"), ("twin closed loop", closed_loop, "C0", "-"),
              ("twin open loop", open_loop, "C1", "--"))
     for row, name in enumerate(names):
+        longest = max((len(r.get("worker_counts") or []) for r in recorded[name]), default=0)
         for col, (key, label, factor) in enumerate(PANELS):
             ax = axes[row][col]
             for side, data, color, style in sides:
                 if name not in data:
                     continue
                 steps, mean, std = _per_step(data[name], key, factor)
+                if longest:  # only the recorded steps (the twin may run longer)
+                    steps, mean, std = steps[:longest], mean[:longest], std[:longest]
                 if not steps.size:
                     continue
                 ax.plot(steps, mean, style, color=color, label=side)
@@ -41,7 +44,7 @@ def plot_twin_validation(recorded: Mapping[str, Sequence[Mapping[str, Any]]],
                     ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.12)
             ax.set_title(f"{name}: {label}", fontsize=9)
             ax.set_xlabel("step")
-            if row == 0 and col == 0:
+            if col == 0:
                 ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,6 @@ from ..config import FarmConfig, apply_overrides, from_dict, load_config, to_dic
 from ..policies.base import Policy
 from .agents import (
     CALIBRATED,
-    TRAINED,
     AgentError,
     AgentOptions,
     build_policy,
@@ -417,6 +416,6 @@ def format_report(report: Mapping[str, Any]) -> list[str]:
 
 
 __all__ = ["DISTANCE_UNITS", "METRICS", "Recording", "RecordingError", "ReplayActions",
-           "SCORE_UNITS", "TRAINED", "Validation", "closed_loop_agents", "errors",
+           "SCORE_UNITS", "Validation", "closed_loop_agents", "errors",
            "fit_score", "format_report", "load_recording", "per_step_mean", "twin_config",
            "validate", "wasserstein1"]
