@@ -161,3 +161,31 @@ def test_fit_recovers_the_local_farms_timing(tmp_path, ray_local, capsys):
     assert cfg.timing.scale_up_latency.expected == pytest.approx(true_mean, abs=2.5)
     before, after = (float(x) for x in out.split("score ")[-1].split(";")[0].split(" -> "))
     assert after < before
+
+
+def test_search_starts_at_the_start_and_closes_in_on_a_minimum():
+    from rl_autoscaling.service.twin_fit import TwinSearch, dimensions, overrides_for, start_point
+
+    dims = dimensions(["scale_up_latency", "timing.processing_delay"])
+    start = start_point(load_config(), dims)
+    assert start == pytest.approx({"timing.scale_up_latency.center": 7.1,
+                                   "timing.scale_up_latency.spread": 1.9,
+                                   "timing.processing_delay": 0.0})
+    target = {"timing.scale_up_latency.center": 14.0, "timing.scale_up_latency.spread": 2.0,
+              "timing.processing_delay": 0.5}
+    search = TwinSearch(dims, start, budget=60, seed=1)
+    points = []
+    for i in range(60):
+        point = search.suggest(str(i))
+        points.append(point)
+        score = sum(((point[k] - v) / (hi - lo)) ** 2
+                    for (k, lo, hi), v in zip(dims, target.values()))
+        search.on_trial_complete(str(i), {"score": score})
+    assert points[0] == start and search.suggest("done") == TwinSearch.FINISHED
+    best = search._best()
+    assert best["timing.scale_up_latency.center"] == pytest.approx(14.0, abs=0.5)
+    assert best["timing.processing_delay"] == pytest.approx(0.5, abs=0.1)
+    over = overrides_for({"timing.scale_up_latency.center": 3.0,
+                          "timing.scale_up_latency.spread": 5.0})
+    assert over["timing.scale_up_latency"] == {"distribution": "uniform", "low": 0.0,
+                                               "high": 8.0}
