@@ -146,17 +146,20 @@ def test_fit_recovers_the_local_farms_timing(tmp_path, ray_local, capsys):
     assert settings["time_scale"] == TIME_SCALE and settings["step_duration"] == 8.0
     fitted = tmp_path / "fitted.yml"
     assert calibrate(["fit", "--recording", str(rec), "--config", str(start), "--params",
-                      "scale_up_latency", "processing_delay", "--budget", "40",
+                      "scale_up_latency", "processing_delay", "--budget", "64",
                       "--output", str(fitted)]) == 0
     out = capsys.readouterr().out
     print(out)
     print(f"recording {recorded:.0f} s, fit {time.time() - t0 - recorded:.0f} s")
     cfg = load_config(fitted)
     assert cfg.phase_definitions == load_config(start).phase_definitions
-    # The local farm adds its own per-task cost (Redis round trips, process wake-ups on a
-    # shared machine: 0.1-0.3 farm s at time_scale 0.1), which the fit rightly books as
-    # processing delay; so the tolerance is asymmetric.
-    assert TRUE_DELAY - 0.2 <= cfg.timing.processing_delay <= TRUE_DELAY + 0.4
+    # Tolerances: processing delay -0.2/+0.5 s, scale-up latency mean +-2.5 s (the defaults
+    # are 0 s and 7.1 s). The local farm adds its own per-task cost (Redis round trips,
+    # process wake-ups on a shared machine: +0.1 to +0.4 farm s at time_scale 0.1 here), which
+    # the fit rightly books as processing delay; hence the asymmetric tolerance. A worker
+    # process that starts slowly on a loaded machine lengthens a scale-up step (start-up time
+    # counts toward the latency).
+    assert TRUE_DELAY - 0.2 <= cfg.timing.processing_delay <= TRUE_DELAY + 0.5
     true_mean = (TRUE_LATENCY["low"] + TRUE_LATENCY["high"]) / 2
     assert cfg.timing.scale_up_latency.expected == pytest.approx(true_mean, abs=2.5)
     before, after = (float(x) for x in out.split("score ")[-1].split(";")[0].split(" -> "))
