@@ -136,6 +136,18 @@ class TwinSearch(Searcher):
         self._mode = mode or self._mode
         return True
 
+    def save(self, checkpoint_path: str) -> None:
+        import pickle
+
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        import pickle
+
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
     def _best(self) -> dict[str, float]:
         return min(self.done, key=lambda d: d[0])[1] if self.done else self.start
 
