@@ -12,7 +12,8 @@ Layers, bottom to top (a module may import its own layer's package and any lower
 7. ``reporting`` (plots and tables from records)
 8. ``training`` (harness, trainers, evaluation, comparison, agent registry, CLI helpers)
 9. ``service`` (Tune, specs, KPIs, export, submission) and ``bench``
-10. the entry points (``train_sarsa``, ``tune``, ... : ``python -m rl_autoscaling.<name>``)
+10. the entry points (``train_sarsa``, ``tune``, ... : ``python -m rl_autoscaling.<name>``;
+    ``calibrate`` is a package with ``__main__``)
 
 Every import is counted, including the ones inside functions (lazy imports are still
 dependencies).
@@ -27,7 +28,7 @@ import rl_autoscaling
 
 PACKAGE = Path(rl_autoscaling.__file__).resolve().parent
 ENTRY_POINTS = {"train_sarsa", "train_dqn", "test_sarsa", "test_dqn", "plot_training",
-                "compare_policies", "tune", "export", "submit"}
+                "compare_policies", "tune", "export", "submit", "calibrate"}
 LAYERS = {
     "observation": 0,
     "common": 1,

@@ -109,19 +109,23 @@ class EpisodeTrace:
                 "mean_workers", "max_workers", "scaling_actions", "noop_actions")
         return {"episode": episode, **{k: s[k] for k in keys}}
 
-    def comparison_record(self) -> dict[str, Any]:
-        """One record of ``aggregated_results.json``: per-step lists plus a summary."""
+    def comparison_record(self, timing: bool = False) -> dict[str, Any]:
+        """One record of ``aggregated_results.json``: per-step lists plus a summary
+        (``timing``: also each step's measured length, ``step_seconds``)."""
         s = self.summary()
         keys = ("steps", "total_reward", "mean_reward", "mean_qos", "mean_workers",
                 "max_workers", "scaling_actions", "noop_actions", "worker_seconds",
                 "processed_tasks")
-        return {
+        rec = {
             "rewards": self.rewards, "qos_rates": self.qos_rates,
             "worker_counts": self.worker_counts, "actions": self.actions,
             "queue_lengths": self.queue_lengths, "avg_times": self.avg_times,
             "max_times": self.max_times, "arrival_rates": self.arrival_rates,
             "summary": {**{k: s[k] for k in keys}, "final_qos_total": s["final_qos"]},
         }
+        if timing:
+            rec["step_seconds"] = list(self.step_seconds)
+        return rec
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:

@@ -42,6 +42,7 @@ from .functions.protocol import (
     ENV_KEY_PREFIX,
     ENV_PARENT_PID,
     ENV_PDEATHSIG,
+    ENV_WORKER_START_AT,
     SCALE_DOWN,
     FarmKeys,
     LiveFarmError,
@@ -182,7 +183,9 @@ class LocalProcessScaler(Scaler):
         python: interpreter for the child processes.
         emulate_latency: make scale-up last the config's ``scale_up_latency`` and keep a
             retired worker counted for ``scale_down_removal_delay`` (both x ``time_scale``),
-            like the real cluster; process start-up time counts toward the latency.
+            like the real cluster: each new worker draws its latency and takes tasks only
+            once it has passed (as the twin models it); process start-up time counts
+            toward the latency.
         start_timeout: real seconds to wait for processes to announce themselves.
         log_dir: where each process's stderr goes (default: a temporary directory).
     """
@@ -224,9 +227,10 @@ class LocalProcessScaler(Scaler):
         procs = list(self.components.values()) + list(self.workers.values())
         return [p.pid for p in procs if p.poll() is None]
 
-    def _spawn(self, role: str, name: str) -> subprocess.Popen:
+    def _spawn(self, role: str, name: str,
+               extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(self._env)
+        env = {**self._env, **(extra_env or {})}
         env[ENV_PARENT_PID] = str(os.getpid())  # now: the scaler may have been forked since
         # The kernel's parent-death signal follows the forking *thread*: only ask for it
         # from the main thread, which lives as long as this process (lifecycle.py).
@@ -275,10 +279,12 @@ class LocalProcessScaler(Scaler):
                                 f"{self.start_timeout:.0f} s (logs in {self.log_dir})")
         self._wait_state(["collector_ready", "emitter_ready"], self.start_timeout)
 
-    def _spawn_workers(self, count: int) -> list[str]:
+    def _spawn_workers(self, count: int, start_at: list[float] | None = None) -> list[str]:
+        """Spawn ``count`` workers; worker ``i`` takes tasks from wall time ``start_at[i]``."""
         names = [self._new_name("worker") for _ in range(count)]
-        for name in names:
-            self.workers[name] = self._spawn("worker", name)
+        for i, name in enumerate(names):
+            extra = {ENV_WORKER_START_AT: repr(start_at[i])} if start_at else None
+            self.workers[name] = self._spawn("worker", name, extra)
         return names
 
     def stop_farm(self) -> None:
@@ -327,15 +333,18 @@ class LocalProcessScaler(Scaler):
     def scale_up(self, count: int) -> int:
         start = time.time()
         index = self._start_index()
-        names = self._spawn_workers(count)
-        started = self._wait_started(index, count, self.start_timeout, set(names))
+        start_at = None
+        if self.emulate_latency:  # each new worker is ready only after its own latency
+            start_at = [start + self._scaled(self.config.timing.scale_up_latency.sample(self._rng))
+                        for _ in range(count)]
+        names = self._spawn_workers(count, start_at)
+        timeout = self.start_timeout + (max(start_at) - start if start_at else 0.0)
+        started = self._wait_started(index, count, timeout, set(names))
         if len(started) < count:
             raise LiveFarmError(f"{count - len(started)} new worker(s) did not start within "
-                                f"{self.start_timeout:.0f} s (logs in {self.log_dir})")
-        if self.emulate_latency:
-            latency = max(self.config.timing.scale_up_latency.sample(self._rng)
-                          for _ in range(count))
-            time.sleep(max(0.0, start + self._scaled(latency) - time.time()))
+                                f"{timeout:.0f} s (logs in {self.log_dir})")
+        if start_at:
+            time.sleep(max(0.0, max(start_at) - time.time()))
         return count
 
     def scale_down(self, count: int) -> int:

@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slo", type=float, default=None,
                    help="final-QoS SLO the calibrated baselines (staticbest, kedacalibrated) "
                         "must meet (default: the config's reward.slo_cost.qos_target, 0.99)")
+    p.add_argument("--record", action="store_true",
+                   help="make the output a twin-calibration recording: each record also keeps "
+                        "its measured step lengths (step_seconds) and the settings embed the "
+                        "farm configuration (farm_config); read by python -m "
+                        "rl_autoscaling.calibrate")
     p.add_argument("--calibration-episodes", type=int, default=20,
                    help="episodes per candidate when calibrating, on seeds disjoint from the "
                         "evaluation seeds (default %(default)s)")
@@ -161,8 +166,17 @@ def settings_of(args: argparse.Namespace, seeds: Sequence[int]) -> dict[str, Any
     s = env_kwargs(args)
     s.pop("backend_options")
     s["config"] = None if args.config is None else str(Path(args.config).resolve())
-    return {**s, "episode_seeds": list(seeds), "seed": args.seed, "task_seed": args.task_seed,
-            "slo": slo_of(args), "calibration_episodes": args.calibration_episodes}
+    out = {**s, "episode_seeds": list(seeds), "seed": args.seed, "task_seed": args.task_seed,
+           "slo": slo_of(args), "calibration_episodes": args.calibration_episodes}
+    if args.backend == "live":  # what a replay on the twin needs to know about the live run
+        opts = live_backend_options(args)
+        out.update(time_scale=opts["time_scale"], scaler=opts["scaler"])
+    if getattr(args, "record", False):
+        from ..config import load_config, to_dict
+
+        out["recording"] = True
+        out["farm_config"] = to_dict(load_config(args.config))
+    return out
 
 
 def slo_of(args: argparse.Namespace) -> float:
@@ -316,10 +330,12 @@ def simulate_agents(agent_names: Sequence[str], policies: Mapping[str, Policy],
                     env_kwargs: Mapping[str, Any], seeds: Sequence[int],
                     cached: Mapping[str, list[dict]] | None = None,
                     progress: Callable[[str], None] | None = None,
+                    record_timing: bool = False,
                     ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Every agent on the same episode seeds (cached records first): ``(results, sources)``
     where ``results[name]`` is :func:`aggregate` of its records and ``sources[name]`` says
-    how many were cached and simulated."""
+    how many were cached and simulated. ``record_timing`` keeps each step's measured length
+    in the records (``step_seconds``, for twin calibration)."""
     from ..env import OpenFaaSAutoscalingEnv
 
     cached = cached or {}
@@ -337,7 +353,7 @@ def simulate_agents(agent_names: Sequence[str], policies: Mapping[str, Policy],
             try:
                 for ep in range(len(records), episodes):
                     trace, _ = run_policy_episode(env, policies[name], seeds[ep])
-                    rec = trace.comparison_record()
+                    rec = trace.comparison_record(timing=record_timing)
                     records.append(rec)
                     if progress:
                         s = rec["summary"]
@@ -440,7 +456,7 @@ def compare(args: argparse.Namespace) -> int:
     run_dir = new_run_dir(args.output_dir or "runs/comparison", "compare")
     _seed_everything(args.seed)
     results, sources = simulate_agents(agent_names, policies, env_kwargs(args), seeds, cached,
-                                       progress=print)
+                                       progress=print, record_timing=args.record)
     frontier = frontier_on(env_kwargs(args), seeds) if args.backend == "simulated" else None
     write_comparison(run_dir, results, settings, sources, frontier)
     print("\n".join(summary_table(results)))

@@ -45,6 +45,9 @@ ENV_KEY_PREFIX = "FARM_KEY_PREFIX"  # the farm's Redis key namespace (default: n
 ENV_PARENT_PID = "FARM_PARENT_PID"
 #: set by the local scaler when the parent-death signal may be used (see lifecycle.py)
 ENV_PDEATHSIG = "FARM_PDEATHSIG"
+# wall-clock epoch before which a new worker neither announces itself nor takes tasks (the
+# local scaler's emulated deploy latency; unset: at once)
+ENV_WORKER_START_AT = "FARM_WORKER_START_AT"
 
 
 class LiveFarmError(UserError, RuntimeError):

@@ -1,5 +1,9 @@
 """The worker (docs/farm.md): check the control queue, else pop a task, else sleep ``wait_time``.
 
+A worker started with ``FARM_WORKER_START_AT`` (the local scaler's emulated deploy latency)
+waits until that wall-clock time before announcing itself and taking tasks, as a pod does
+until it is ready.
+
 A task is "processed" by sleeping ``(p + processing_delay) x time_scale`` real seconds; the
 result (the task plus ``task_work_time``, ``task_work_timestamp``, ``processing_time``,
 ``image_size``, ``status``, ``pod_name``) goes to ``result_queue``. Control messages are read
@@ -9,9 +13,11 @@ ACK and stops taking tasks; on TERMINATE it stops.
 
 from __future__ import annotations
 
+import os
 import time
 
 from .protocol import (
+    ENV_WORKER_START_AT,
     SCALE_DOWN,
     SYN,
     TERMINATE,
@@ -29,6 +35,8 @@ def run(ctx: FunctionContext) -> str:
     keys, timing = ctx.keys, ctx.config.timing
     link = ctx.link()
     poll = max(timing.wait_time * ctx.time_scale, 0.002)
+    start_at = float(os.environ.get(ENV_WORKER_START_AT) or 0.0)
+    time.sleep(max(0.0, start_at - time.time()))  # an emulated deploy latency
     link.call(lambda r: r.rpush(keys.worker_start, start_announcement(ctx.name)))
     while True:
         raw = link.call(lambda r: r.lpop(keys.worker_control_syn))
