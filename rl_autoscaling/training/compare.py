@@ -35,6 +35,7 @@ from ..common.metrics import EpisodeTrace, mean_std
 from ..common.modelio import atomic_write_json
 from ..common.rollout import run_episode
 from ..common.rundir import new_run_dir
+from ..config import config_path
 from ..farm.live import add_live_arguments, live_backend_options
 from ..policies.base import Policy
 from ..reporting.comparison import plot_comparison, plot_scatter
@@ -165,7 +166,7 @@ def env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def settings_of(args: argparse.Namespace, seeds: Sequence[int]) -> dict[str, Any]:
     s = env_kwargs(args)
     s.pop("backend_options")
-    s["config"] = None if args.config is None else str(Path(args.config).resolve())
+    s["config"] = None if args.config is None else str(config_path(args.config).resolve())
     out = {**s, "episode_seeds": list(seeds), "seed": args.seed, "task_seed": args.task_seed,
            "slo": slo_of(args), "calibration_episodes": args.calibration_episodes}
     if args.backend == "live":  # what a replay on the twin needs to know about the live run
