@@ -30,6 +30,15 @@ def _env() -> dict[str, str]:
 # ---------------------------------------------------------------------------- the mechanism
 
 
+@pytest.fixture(autouse=True)
+def default_sigint():
+    """Python's own SIGINT handler for each test: a Tune run earlier in this pytest process
+    may have left its graceful-stop handler, which signals_interrupt() would defer to."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_signals_raise_keyboard_interrupt_and_handlers_are_restored(sig):
     before = signal.getsignal(sig)

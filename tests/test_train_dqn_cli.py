@@ -78,7 +78,8 @@ def test_training_learns_checkpoints_resumes_and_tests(ray_local, tmp_path, caps
     assert train_dqn.main(argv) == 0
     run = _run_dir(base)
     models = run / "models"
-    assert sorted(p.name for p in models.glob("*.pt")) == ["dqn_ep0002.pt", "dqn_final.pt"]
+    assert sorted(p.name for p in models.glob("*.pt")) == ["dqn_best.pt", "dqn_ep0002.pt",
+                                                            "dqn_final.pt"]
     episodes = json.loads((run / "training_metrics.json").read_text())["episodes"]
     assert "mean_loss" in episodes[-1] and episodes[-1]["mean_loss"] >= 0
     evals = json.loads((run / "evaluation_metrics.json").read_text())["checkpoints"]

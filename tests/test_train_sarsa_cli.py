@@ -127,9 +127,13 @@ def test_checkpoints_evaluations_and_resume(tmp_path, capsys):
     assert main(["--episodes", "5", "--output-dir", str(tmp_path / "a"), *common]) == 0
     run = only_run(tmp_path / "a")
     assert sorted(p.name for p in (run / "models").iterdir()) == [
-        "sarsa_ep0002.pkl", "sarsa_ep0004.pkl", "sarsa_final.pkl"]
+        "sarsa_best.pkl", "sarsa_ep0002.pkl", "sarsa_ep0004.pkl", "sarsa_final.pkl"]
     checkpoints = json.loads((run / "evaluation_metrics.json").read_text())["checkpoints"]
     assert [c["episode"] for c in checkpoints] == [2, 4, 5]  # + once at the end
+    # the best model is one of the evaluated ones (SLO met first, then fewest workers)
+    best = (run / "models" / "sarsa_best.pkl").read_bytes()
+    assert best in {(run / "models" / n).read_bytes()
+                    for n in ("sarsa_ep0002.pkl", "sarsa_ep0004.pkl", "sarsa_final.pkl")}
     assert "DEBUG Episode 3 summary: q_table_states=" in (run / "logs/training.log").read_text()
     final = SarsaLambdaLearner.load(run / "models" / "sarsa_final.pkl")
 

@@ -94,10 +94,17 @@ def eval_score(evaluation: Mapping[str, Any], target_qos: float) -> float:
     ``(mean_final_qos >= target_qos) * 1000 - mean_workers``. Every evaluation that meets the
     QoS target beats every one that does not; among those, fewer workers win. NaN when the
     record has no final QoS."""
-    qos, workers = evaluation.get("mean_final_qos"), evaluation.get("mean_workers")
+    qos, workers = evaluation.get("mean_final_qos"), _mean_workers(evaluation)
     if qos is None or workers is None:
         return float("nan")
     return float(qos >= target_qos) * SLO_MET_BONUS - float(workers)
+
+
+def _mean_workers(evaluation: Mapping[str, Any]) -> float | None:
+    """Mean workers of an evaluation record: ``mean_mean_workers`` in a checkpoint evaluation
+    (mean over episodes of each episode's mean), ``mean_workers`` in RLlib's metrics."""
+    value = evaluation.get("mean_mean_workers", evaluation.get("mean_workers"))
+    return None if value is None else float(value)
 
 
 def _target_qos(algorithm) -> float:
@@ -105,8 +112,10 @@ def _target_qos(algorithm) -> float:
     if cached is None:
         from ..env import OpenFaaSAutoscalingEnv
 
-        env_config = dict(algorithm.config.env_config or {})
-        cached = OpenFaaSAutoscalingEnv.farm_config_of(env_config).reward.target_qos
+        # the farm's keys only (DQN's training env adds ``reward_clip``)
+        env_config = {k: v for k, v in dict(algorithm.config.env_config or {}).items()
+                      if k != "reward_clip"}
+        cached = OpenFaaSAutoscalingEnv.farm_config_of(env_config).reward.slo_cost.qos_target
         algorithm._farm_target_qos = cached
     return float(cached)
 
@@ -119,7 +128,7 @@ def evaluation_columns(algorithm, result: dict) -> dict[str, float]:
         algorithm._farm_eval_columns = {
             "eval_score": eval_score(evaluation, _target_qos(algorithm)),
             "eval_final_qos": float(evaluation["mean_final_qos"]),
-            "eval_mean_workers": float(evaluation.get("mean_workers", float("nan"))),
+            "eval_mean_workers": float(_mean_workers(evaluation) or float("nan")),
         }
     return dict(getattr(algorithm, "_farm_eval_columns", None)
                 or {k: float("nan") for k in EVAL_COLUMNS})
