@@ -47,7 +47,7 @@ from .agents import (
     calibrate_agents,
     canonical_name,
 )
-from .compare import RESULTS_FILE
+from .compare import RESULTS_FILE, UsageError, load_results
 
 #: report name -> (record key, factor); ``qos`` is in percentage points
 METRICS: dict[str, tuple[str, float]] = {
@@ -121,20 +121,14 @@ class Recording:
 
 def load_recording(path: str | Path) -> Recording:
     """Read a recording: an ``aggregated_results.json`` or a directory holding one."""
-    import json
-
     p = Path(path)
     if p.is_dir():
         p = p / RESULTS_FILE
     try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise RecordingError(f"recording {p} not found (give an aggregated_results.json or "
-                             "the compare_<ts> directory holding it)") from None
-    except (OSError, ValueError) as exc:
-        raise RecordingError(f"cannot read recording {p}: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("agents"), dict):
-        raise RecordingError(f"{p} has no 'agents' mapping (not an aggregated_results.json)")
+        data = load_results(p)
+    except UsageError as exc:
+        raise RecordingError(f"recording: {exc} (give an aggregated_results.json or the "
+                             "compare_<ts> directory holding it)") from None
     agents: dict[str, list[dict[str, Any]]] = {}
     for name, entry in data["agents"].items():
         records = entry.get("records", []) if isinstance(entry, dict) else entry
