@@ -137,7 +137,7 @@ def test_smoke_run_leaves_checkpoints_and_an_exported_run(tmp_path, algo, episod
     assert (trial / "progress.csv").exists() and list(trial.glob("events.out.tfevents.*"))
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert run_dir.name.startswith(f"{algo}_run_")
-    assert f"best trial run directory (eval_score, max): {run_dir}" in proc.stdout
+    assert f"best trial run directory: {run_dir} (by eval_score, max)" in proc.stdout
     check_exported_run(run_dir, algo, episodes)
     rows = result_rows(trial)
     assert all("autoscaling" in r and "final_qos_mean" in r["autoscaling"] for r in rows)

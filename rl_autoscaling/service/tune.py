@@ -403,7 +403,8 @@ def run(args: argparse.Namespace) -> int:
     for trial_dir, run_dir in exported["runs"].items():
         print(f"exported {trial_dir} -> {run_dir}")
     if exported["best"]:
-        print(f"best trial run directory ({spec.metric}, {spec.mode}): {exported['best']}")
+        print(f"best trial run directory: {exported['best']} "
+              f"(by {spec.metric}, {spec.mode})")
     errors = [r for r in results if r.error]
     for r in errors:
         print(f"trial {Path(r.path).name} failed: {r.error}", file=sys.stderr)
