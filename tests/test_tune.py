@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from procs import kill_pids_using
 
 from rl_autoscaling.config import ConfigError
 from rl_autoscaling.service.specs import TUNE_CONFIG_DIR, load_spec, parse_set, to_tune_space
@@ -26,8 +29,10 @@ EVAL_METRICS = ("total_reward", "mean_reward", "final_qos", "mean_qos", "scaling
                 "noop_actions", "max_workers", "mean_workers")
 
 
-def run_tune(*args, timeout=400, **popen):
+def run_tune(*args, timeout=400, ray_tmp: str | None = None, **popen):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    if ray_tmp:  # a Ray temp dir of its own, so the test can remove what a kill -9 leaves
+        env["RAY_TMPDIR"] = ray_tmp
     cmd = [sys.executable, "-m", "rl_autoscaling.tune", "--num-cpus", "2", *map(str, args)]
     if popen:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -300,7 +305,16 @@ def test_dqn_resumes_after_kill_9_with_the_checkpointed_replay_buffer(tmp_path):
             "--output", tmp_path / "runs", "--set", "stop.time_total_s=20",
             "--set", "stop.training_iteration=1000000", "--set", "checkpoint.frequency=2",
             "--set", "evaluation.interval=0"]
-    first = run_tune(*args, popen=True)
+    ray_tmp = tempfile.mkdtemp(prefix="rlk9", dir="/tmp")  # short: Ray's socket paths
+    try:
+        _kill_9_then_resume(tmp_path, args, ray_tmp)
+    finally:  # the killed driver's Ray daemons outlive it: stop them before other tests start
+        kill_pids_using(ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _kill_9_then_resume(tmp_path, args, ray_tmp: str) -> None:
+    first = run_tune(*args, popen=True, ray_tmp=ray_tmp)
     exp = tmp_path / "tune" / "dqn"
     deadline = time.time() + 240
     while time.time() < deadline and len(list(exp.glob("*/checkpoint_*/farm_model.json"))) < 2:
@@ -309,7 +323,7 @@ def test_dqn_resumes_after_kill_9_with_the_checkpointed_replay_buffer(tmp_path):
     out, _ = first.communicate(timeout=60)
     assert len(list(exp.glob("*/checkpoint_*/farm_model.json"))) >= 2, out[-3000:]
 
-    second = run_tune(*args)
+    second = run_tune(*args, ray_tmp=ray_tmp)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     (trial,) = [p for p in exp.iterdir() if p.is_dir()]
     restored = [r for r in result_rows(trial) if "replay_buffer_restored_size" in r]

@@ -17,8 +17,9 @@ The shared harness (:mod:`rl_autoscaling.training.harness`) writes
   ``models/dqn_interrupt.pt`` on Ctrl+C; next to each, the RLlib checkpoint
   ``models/dqn_<tag>_rllib/`` (``.pt`` format: :mod:`rl_autoscaling.algorithms.dqn.model`)
 - ``training_metrics.json`` (one record per episode, with ``mean_loss``: the mean Huber loss
-  of the updates made in the training iterations since the previous episode ended; absent
-  before learning starts), ``evaluation_metrics.json``, ``plots/training_curves.png``
+  of the updates made in the training iteration(s) that finished the episode, shared by every
+  episode they finished; absent before learning starts), ``evaluation_metrics.json``,
+  ``plots/training_curves.png``
 
 Checkpoint evaluation: greedy roll-outs of the exported ``.pt`` network (plain PyTorch) on a
 fresh env without phase shuffle, episode i seeded ``seed + checkpoint_episode * 1000 + i``;
@@ -177,7 +178,7 @@ class DqnTrainer:
         self.obs_low, self.obs_high = self.train_env.scaler.low, self.train_env.scaler.high
         self.action_size = int(self.train_env.action_space.n)
         self.env_steps = 0                # env steps of the episodes reported so far
-        self._pending: list[EpisodeTrace] = []
+        self._pending: list[tuple[EpisodeTrace, float | None]] = []  # (trace, mean loss)
         self._loss_sum, self._loss_count = 0.0, 0
         self._eval_env = None
         if args.resume_model:
@@ -235,10 +236,12 @@ class DqnTrainer:
             if learner.get(MEAN_LOSS_COUNT):
                 self._loss_sum += float(learner.get(MEAN_LOSS_SUM, 0.0))
                 self._loss_count += int(learner[MEAN_LOSS_COUNT])
-            self._pending.extend(self.train_env.pop_finished())
-        trace = self._pending.pop(0)
-        mean_loss = self._loss_sum / self._loss_count if self._loss_count else None
-        self._loss_sum, self._loss_count = 0.0, 0
+            finished = self.train_env.pop_finished()
+            if finished:  # every episode the iteration(s) finished gets their mean loss
+                mean_loss = self._loss_sum / self._loss_count if self._loss_count else None
+                self._loss_sum, self._loss_count = 0.0, 0
+                self._pending.extend((trace, mean_loss) for trace in finished)
+        trace, mean_loss = self._pending.pop(0)
         (record,) = training_records([trace], episode, self.env_steps, self.schedule, mean_loss)
         self.env_steps += trace.steps
         return record
