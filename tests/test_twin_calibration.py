@@ -5,6 +5,7 @@ local farm recorded with ``compare_policies --backend live --record``."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -145,9 +146,12 @@ def test_fit_recovers_the_local_farms_timing(tmp_path, ray_local, capsys):
     settings = json.loads((rec / "aggregated_results.json").read_text())["settings"]
     assert settings["time_scale"] == TIME_SCALE and settings["step_duration"] == 8.0
     fitted = tmp_path / "fitted.yml"
+    environ = dict(os.environ)
     assert calibrate(["fit", "--recording", str(rec), "--config", str(start), "--params",
                       "scale_up_latency", "processing_delay", "--budget", "64",
                       "--output", str(fitted)]) == 0
+    # the fit's Tune settings (no result loggers) must not leak into later Tune runs
+    assert dict(os.environ) == environ
     out = capsys.readouterr().out
     print(out)
     print(f"recording {recorded:.0f} s, fit {time.time() - t0 - recorded:.0f} s")

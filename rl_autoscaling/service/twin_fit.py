@@ -27,6 +27,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+from unittest.mock import patch
 
 import numpy as np
 import yaml
@@ -218,11 +219,6 @@ def fit(recording: Recording, base: FarmConfig, policies: Mapping[str, Any],
     """Search the timing parameters ``params`` of ``base`` that minimise the validation score
     on ``recording``, with Ray Tune (``num_samples=budget``); starts a local Ray instance if
     none is running. The start is the first candidate, and kept unless beaten."""
-    import ray
-    from ray import tune
-    from ray.tune.logger import JsonLoggerCallback
-    from ray.tune.search import ConcurrencyLimiter
-
     if budget < 1:
         raise FitError(f"--budget must be >= 1, got {budget}")
     dims = dimensions(params)
@@ -233,8 +229,23 @@ def fit(recording: Recording, base: FarmConfig, policies: Mapping[str, Any],
     # Each trial takes milliseconds: Tune's per-trial costs (a new actor, result loggers,
     # experiment snapshots) would dominate, so actors are reused, only the JSON result
     # logger runs and the experiment state is saved rarely (a fit is restarted, never resumed).
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "600")
+    # Only for this fit: the process (and every later Tune run in it) keeps its own settings.
+    tune_env = {k: os.environ.get(k, v) for k, v in (("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1"),
+                                                     ("TUNE_GLOBAL_CHECKPOINT_S", "600"))}
+    with patch.dict(os.environ, tune_env):
+        return _fit_with_tune(recording, policies, episodes, base, dims, start, start_cfg,
+                              start_report, start_score, budget, seed, num_cpus,
+                              max_concurrent, storage_path)
+
+
+def _fit_with_tune(recording, policies, episodes, base, dims, start, start_cfg, start_report,
+                   start_score, budget, seed, num_cpus, max_concurrent, storage_path
+                   ) -> FitResult:
+    import ray
+    from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
+    from ray.tune.search import ConcurrencyLimiter
+
     if not ray.is_initialized():
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     searcher = ConcurrencyLimiter(
