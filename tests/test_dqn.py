@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from ray.rllib.core.columns import Columns
 
 from rl_autoscaling.algorithms.dqn.model import (
     DqnModelError,
@@ -237,15 +238,14 @@ def test_training_observations_are_scaled_by_env_bounds(algo):
     (wrapper,) = training_envs(algo)
     assert np.all(wrapper.observation_space.low == 0) and np.all(
         wrapper.observation_space.high == 1)
-    episodes = algo.local_replay_buffer.episodes
-    assert episodes
-    obs = np.concatenate([np.asarray(ep.get_observations()) for ep in episodes])
+    rows = algo.local_replay_buffer.get_state()["rows"]  # stored transitions, oldest first
+    assert rows is not None
+    obs = np.concatenate([rows[Columns.OBS], rows[Columns.NEXT_OBS]])
     assert obs.min() >= 0.0 and obs.max() <= 1.0
     # The first stored observation is the scaled reset observation of task seed 7.
     raw_env = OpenFaaSAutoscalingEnv.from_env_config(ENV_CONFIG)
     raw_obs, _ = raw_env.reset(seed=ENV_CONFIG["task_seed"])
-    first = min(episodes, key=lambda ep: ep.t_started)
-    np.testing.assert_allclose(np.asarray(first.get_observations(0)),
+    np.testing.assert_allclose(rows[Columns.OBS][0],
                                ObservationScaler.from_space(raw_env.observation_space)(raw_obs),
                                rtol=1e-6)
 

@@ -84,3 +84,31 @@ def test_two_env_runners_times_two_vector_envs_play_four_distinct_streams(ray_lo
     assert len({seed for _, _, seed in copies}) == 4
     for (worker, vector, _), episodes, seed in copies:
         assert episodes >= 2 and seed == training_seed(7, episodes - 1, worker, vector)
+
+
+@pytest.mark.parametrize("runners", [0, 1, 2])
+def test_replay_ratio_is_the_configured_one_for_any_number_of_env_runners(ray_local, runners):
+    """Gradient updates per sampled env step stay ``updates_per_step`` (here 0.5) whether the
+    driver samples (0 runners) or 1 or 2 remote runners do (RLlib's own rule gave 1 / 2 / 1.5)."""
+    from rl_autoscaling.algorithms.dqn.config import DqnHyperparams, dqn_config
+    from rl_autoscaling.algorithms.dqn.training_env import register_dqn_env
+
+    register_dqn_env()
+    hp = DqnHyperparams(warmup_steps=8, batch_size=4, hidden_layers=(8,), updates_per_step=0.5,
+                        rollout_fragment_length=4, num_env_runners=runners)
+    algo = dqn_config(hp, ENV_CONFIG, seed=0, iteration_steps=1).build_algo()
+    learner = algo.learner_group._learner
+    try:
+        def sampled() -> int:
+            return int(algo.train()["env_runners"]["num_env_steps_sampled_lifetime"])
+
+        steps = sampled()
+        while learner.num_gradient_updates == 0:  # warm-up
+            steps = sampled()
+        steps0, updates0 = steps, learner.num_gradient_updates
+        for _ in range(5):
+            steps = sampled()
+    finally:
+        algo.stop()
+    assert steps - steps0 == 5 * 4 * max(1, runners)  # one fragment per runner per step
+    assert (learner.num_gradient_updates - updates0) / (steps - steps0) == 0.5

@@ -12,9 +12,12 @@ MLP 9 -> 128 -> 64 -> 3 ReLU   ``model_config``: ``fcnet_hiddens=hidden_layers``
 Double DQN, Huber, Adam lr     ``double_q=True``, ``td_error_loss_fn="huber"``, ``lr``
                                (Adam is RLlib's torch default; eps 1e-8 like torch's)
 gradient-norm clip             ``grad_clip=max_grad_norm``, ``grad_clip_by="global_norm"``
-uniform replay                 ``EpisodeReplayBuffer`` (not prioritised), ``capacity`` in env
-                               steps; ``n_step=1``; ``SeededEpisodeReplayBuffer`` only seeds
-                               its sampling RNG (RLlib leaves it unseeded)
+uniform replay                 ``FlatEpisodeReplayBuffer`` (``replay.py``: RLlib's uniform
+                               ``EpisodeReplayBuffer`` semantics, ``n_step=1``, transitions kept
+                               in NumPy arrays and a seeded sampling RNG; RLlib's own slices an
+                               episode per sampled step and leaves its RNG unseeded),
+                               ``capacity`` in env steps; ``FarmDQN.training_step`` feeds its
+                               columns to the learner as a batch
 batch, warm-up                 ``train_batch_size_per_learner``,
                                ``num_steps_sampled_before_learning_starts`` (env steps)
 replay ratio: ``updates_per_   each ``training_step`` samples S = ``rollout_fragment_length``
@@ -73,7 +76,8 @@ from typing import Any, Mapping, Sequence
 from ray.rllib.algorithms.dqn import DQNConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
-from .learner import FarmDQN, PolyakDQNLearner, SeededEpisodeReplayBuffer
+from .learner import FarmDQN, PolyakDQNLearner
+from .replay import FlatEpisodeReplayBuffer
 from .schedule import epsilon_schedule
 from .training_env import DQN_ENV_NAME, DqnEpisodeMetrics
 
@@ -199,7 +203,8 @@ def dqn_config(hp: DqnHyperparams, env_config: Mapping[str, Any], *,
             train_batch_size_per_learner=hp.updates_per_training_step() * hp.batch_size,
             minibatch_size=hp.batch_size,
             num_epochs=1,
-            replay_buffer_config={"type": f"{SeededEpisodeReplayBuffer.__module__}.SeededEpisodeReplayBuffer",
+            replay_buffer_config={"type": f"{FlatEpisodeReplayBuffer.__module__}."
+                                          "FlatEpisodeReplayBuffer",
                                   "capacity": int(hp.replay_capacity), "seed": seed},
             num_steps_sampled_before_learning_starts=int(hp.warmup_steps),
             training_intensity=None,  # one sample round + one learner call per training_step
