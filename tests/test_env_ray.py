@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from env_streams import farm_env_streams
 
 from rl_autoscaling.env import RAY_ENV_NAME
 
@@ -61,11 +62,6 @@ def test_two_env_runners_times_two_vector_envs_play_four_distinct_streams(ray_lo
     from rl_autoscaling.algorithms.dqn.training_env import register_dqn_env
     from rl_autoscaling.common.rollout import training_seed
 
-    def farm_env_seeds(runner):  # nested: pickled by value for the remote runners
-        """(copy, episodes started, current episode seed) of each farm env in a runner."""
-        return [(sub.unwrapped.env_copy, sub.unwrapped._episode, sub.unwrapped.episode_seed)
-                for sub in runner.env.unwrapped.envs]
-
     register_dqn_env()
     cfg = {"max_steps": 4, "step_duration": 8, "observation_window": 8, "initial_workers": 12,
            "task_seed": 7}
@@ -75,14 +71,15 @@ def test_two_env_runners_times_two_vector_envs_play_four_distinct_streams(ray_lo
     try:
         for _ in range(3):
             algo.train()
-        per_runner = algo.env_runner_group.foreach_env_runner(farm_env_seeds,
+        per_runner = algo.env_runner_group.foreach_env_runner(farm_env_streams,
                                                               local_env_runner=False)
     finally:
         algo.stop()
     copies = [c for runner in per_runner for c in runner]
-    assert sorted(c[0][:2] for c in copies) == [(1, 0), (1, 1), (2, 0), (2, 1)]
-    assert len({seed for _, _, seed in copies}) == 4
-    for (worker, vector, _), episodes, seed in copies:
+    assert sorted(tuple(c[0][:2]) for c in copies) == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert len({seed for _, _, seed, _ in copies}) == 4
+    assert len({arrivals for _, _, _, arrivals in copies}) == 4
+    for (worker, vector, _), episodes, seed, _ in copies:
         assert episodes >= 2 and seed == training_seed(7, episodes - 1, worker, vector)
 
 

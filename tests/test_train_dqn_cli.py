@@ -91,6 +91,12 @@ def test_training_learns_checkpoints_resumes_and_tests(ray_local, tmp_path, caps
                                        str(models / "dqn_final.pt"), "--trust-checkpoint"]) == 0
     log = (_run_dir(base2) / "logs" / "training.log").read_text()
     assert "Resumed learner state" in log
+    # ... and the replay buffer the checkpoint was saved with
+    saved = re.search(r"dqn_final_rllib holds the replay buffer \((\d+) env steps\)",
+                      (run / "logs" / "training.log").read_text())
+    restored = re.search(r"Resumed the replay buffer \((\d+) env steps\)", log)
+    assert saved and restored, log
+    assert int(saved[1]) > 0 and restored[1] == saved[1]
     saved_eps = torch.load(models / "dqn_final.pt", weights_only=True)["epsilon"]
     first = json.loads((_run_dir(base2) / "training_metrics.json").read_text())["episodes"][0]
     assert first["epsilon"] == pytest.approx(saved_eps)

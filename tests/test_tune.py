@@ -298,8 +298,6 @@ def test_spec_picks_asha_and_rejects_unknown_searchers():
 
 
 @pytest.mark.ray
-@pytest.mark.xfail(strict=False, reason="issue 13 open: Tune's restore does not yet bring the "
-                   "replay buffer back (FarmDQN.set_state not reached or state lacks it)")
 def test_dqn_resumes_after_kill_9_with_the_checkpointed_replay_buffer(tmp_path):
     args = ["--algo", "dqn", "--smoke", "--storage-path", tmp_path / "tune",
             "--output", tmp_path / "runs", "--set", "stop.time_total_s=20",
@@ -334,3 +332,12 @@ def _kill_9_then_resume(tmp_path, args, ray_tmp: str) -> None:
                   if i["training_iteration"] == first_resumed["training_iteration"] - 1]
     assert at_ckpt["replay_buffer_size"] > 0
     assert first_resumed["replay_buffer_restored_size"] == at_ckpt["replay_buffer_size"]
+    # the restore resumed the trial, not a restart: it kept the iterations before the checkpoint
+    assert first_resumed["iterations_since_restore"] == 1
+    assert first_resumed["training_iteration"] > 1
+
+    # the exported run counts each episode once although the restore ran some again
+    (run,) = (tmp_path / "runs").glob("dqn_run_*")
+    episodes = json.loads((run / "training_metrics.json").read_text())["episodes"]
+    last_episode = max(e["episode"] for r in result_rows(trial) for e in r["training_episodes"])
+    assert [e["episode"] for e in episodes] == list(range(1, last_episode + 1))

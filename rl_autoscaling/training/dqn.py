@@ -202,16 +202,14 @@ class DqnTrainer:
         if ckpt is not None:
             self.algo.learner_group.restore_from_path(str((ckpt / "learner_group").resolve()))
             self.log.info("Resumed learner state (online, target, optimizer) from %s", ckpt)
-            state_file = ckpt / "state.pkl"  # RLlib's algorithm state (a trusted checkpoint)
-            if state_file.is_file():
-                import pickle
+            from ..algorithms.dqn.learner import (
+                replay_buffer_size,
+                restore_replay_buffer_from_path,
+            )
 
-                from ..algorithms.dqn.learner import replay_buffer_size, restore_replay_buffer
-
-                with state_file.open("rb") as f:
-                    if restore_replay_buffer(self.algo, pickle.load(f)):
-                        self.log.info("Resumed the replay buffer (%d env steps)",
-                                      replay_buffer_size(self.algo))
+            if restore_replay_buffer_from_path(self.algo, ckpt):
+                self.log.info("Resumed the replay buffer (%d env steps)",
+                              replay_buffer_size(self.algo))
         else:
             load_q_network_state(self._module(), data["state_dict"])
             self.log.info("Resumed online and target Q-network weights from %s", path)
@@ -248,11 +246,15 @@ class DqnTrainer:
 
     def save_model(self, path: Path, completed: int) -> None:
         """``path`` (.pt) and, beside it, the RLlib checkpoint ``<stem>_rllib/``."""
+        from ..algorithms.dqn.learner import replay_buffer_size
         from ..algorithms.dqn.weights import export_pt
 
         ckpt = path.with_name(f"{path.stem}_rllib")
         try:
             self.algo.save_to_path(str(ckpt.resolve()))
+            if self.hp.checkpoint_replay_buffer:
+                self.log.info("RLlib checkpoint %s holds the replay buffer (%d env steps)",
+                              ckpt.name, replay_buffer_size(self.algo))
         except Exception as exc:  # the .pt must still be written (e.g. after Ctrl+C)
             self.log.warning("RLlib checkpoint %s failed: %s", ckpt, exc)
             ckpt = None

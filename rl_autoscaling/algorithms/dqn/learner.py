@@ -119,6 +119,29 @@ def restore_replay_buffer(algo, state) -> bool:
     return True
 
 
+def restore_replay_buffer_from_path(algo, path) -> bool:
+    """Set ``algo``'s replay buffer from the RLlib checkpoint directory ``path`` (what
+    ``save_to_path`` wrote): its base state file, ``<Algorithm.STATE_FILE_NAME>.pkl`` or
+    ``.msgpack``, holds the buffer when the checkpoint carries one. Nothing else of ``algo``
+    changes. The file is a pickle: trusted checkpoints only."""
+    import pickle
+    from pathlib import Path
+
+    base = Path(path) / algo.STATE_FILE_NAME
+    if base.with_suffix(".msgpack").is_file():
+        from ray.rllib.utils.checkpoints import try_import_msgpack
+
+        msgpack = try_import_msgpack(error=True)
+        with base.with_suffix(".msgpack").open("rb") as f:
+            state = msgpack.load(f, strict_map_key=False)
+    elif base.with_suffix(".pkl").is_file():
+        with base.with_suffix(".pkl").open("rb") as f:
+            state = pickle.load(f)
+    else:
+        return False
+    return restore_replay_buffer(algo, state)
+
+
 def replay_buffer_size(algo) -> int:
     """Env steps held in ``algo``'s replay buffer."""
     buffer = getattr(algo, "local_replay_buffer", None)
