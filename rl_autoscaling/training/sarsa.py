@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="action greedy ties and unseen states go to: 1 = keep the worker "
                         "count (default), -1 = the highest (+1 worker, the seed's rule)")
     # 20 greedy episodes per checkpoint (seed 3): the best-checkpoint rule (SLO met, then fewest
-    # workers) on 3 episodes picked under-converged early checkpoints.
+    # workers) is noisy on 3 episodes (a twin episode costs ~4 ms).
     g = add_checkpoint_args(p, eval_episodes=20, seed_help="exploration and evaluation seed",
                             title="checkpoints, evaluation, logging",
                             checkpoint_every=TWIN_DEFAULTS["checkpoint_every"])  # seed: 10
