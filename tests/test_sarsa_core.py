@@ -347,3 +347,39 @@ def test_hyperparameters_are_validated():
         SarsaHyperparams(epsilon_decay=1.5).validate()
     with pytest.raises(ValueError, match="gamma must be a number"):
         SarsaHyperparams(gamma=float("nan")).validate()
+
+
+@pytest.mark.slow
+def test_twin_defaults_learn_to_hold_a_worker_count_under_slo_cost():
+    """train_sarsa's twin defaults (edges, alpha, lambda, exploration) on the twin with the
+    slo_cost reward: the greedy policy meets the SLO on held-out seeds with fewer mean workers
+    than Static 21 (the previous defaults drifted up to 21-25 workers), and holds a count
+    in the second half of the episode instead of climbing."""
+    from rl_autoscaling.algorithms.sarsa.tabular import TWIN_EDGES
+    from rl_autoscaling.common.rollout import run_episode, training_seed
+    from rl_autoscaling.env import OpenFaaSAutoscalingEnv
+    from rl_autoscaling.policies.static import Static
+    from rl_autoscaling.training.sarsa import TWIN_DEFAULTS
+
+    env_args = {"max_steps": 30, "step_duration": 8, "observation_window": 8,
+                "initial_workers": 12}
+    env = OpenFaaSAutoscalingEnv.from_env_config({**env_args, "reward.profile": "slo_cost"})
+    hp = SarsaHyperparams(**{k: v for k, v in TWIN_DEFAULTS.items()
+                             if k not in ("episodes", "checkpoint_every")})
+    learner = SarsaLambdaLearner(Discretiser(TWIN_EDGES), hp, seed=42)
+    for e in range(int(TWIN_DEFAULTS["episodes"])):
+        learner.train_episode(env, seed=training_seed(10_000, e))
+    held_out = [500_000 + i for i in range(10)]
+
+    def figures(act):
+        runs = [run_episode(env, act, seed=s) for s in held_out]
+        return (np.mean([t.summary()["final_qos"] for t in runs]),
+                np.mean([t.summary()["mean_workers"] for t in runs]), runs)
+
+    qos, workers, runs = figures(lambda obs, info: learner.greedy_action(obs))
+    _, static21, _ = figures(Static(21).act)
+    assert qos >= 0.99
+    assert workers < static21
+    for trace in runs:
+        late = list(trace.worker_counts)[len(trace.worker_counts) // 2:]
+        assert max(late) - min(late) <= 3
