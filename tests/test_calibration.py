@@ -130,3 +130,22 @@ def test_best_checkpoint_is_the_evaluated_model_with_the_best_score(tmp_path):
     # episode 6 meets the SLO with the fewest workers; the final model (7) misses it
     assert run.model_path("best").read_text() == "model after 6"
     assert run.model_path("final").read_text() == "model after 7"
+
+
+def test_slo_is_met_only_when_the_evaluations_lower_bound_clears_it():
+    from rl_autoscaling.common.metrics import slo_met
+    from rl_autoscaling.service.kpis import eval_score
+    from rl_autoscaling.training.harness import checkpoint_score
+
+    # 20 episodes, spread 0.01: the one-sided 95 % margin is 1.645 * 0.01 / sqrt(19) = 0.0038
+    lucky = {"mean_final_qos": 0.992, "std_final_qos": 0.01, "eval_episodes": 20,
+             "mean_mean_workers": 15.0}
+    steady = {"mean_final_qos": 0.995, "std_final_qos": 0.003, "eval_episodes": 20,
+              "mean_mean_workers": 17.0}
+    assert not slo_met(lucky, SLO) and slo_met(steady, SLO)
+    assert slo_met({**lucky, "std_final_qos": 0.0}, SLO)      # no spread: the mean decides
+    assert slo_met({**lucky, "eval_episodes": 1}, SLO)        # one episode: the mean decides
+    assert not slo_met({"mean_final_qos": float("nan")}, SLO)
+    # the cheaper but uncertain checkpoint no longer wins, in the harness and in Tune's score
+    assert checkpoint_score(steady, SLO) > checkpoint_score(lucky, SLO)
+    assert eval_score(steady, SLO) > eval_score(lucky, SLO)

@@ -7,6 +7,7 @@ numbers mean the same thing everywhere.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -134,6 +135,23 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
     if not arr.size:
         return 0.0, 0.0
     return float(arr.mean()), float(arr.std())
+
+
+def slo_met(evaluation: Mapping[str, Any], slo: float, z: float = 1.645) -> bool:
+    """Whether a greedy evaluation record (``checkpoint_evaluation``) meets the final-QoS SLO
+    with ~95 % confidence: the one-sided lower bound ``mean - z * std / sqrt(n - 1)`` of its
+    mean final QoS is at least ``slo`` (``std`` is the population deviation over its ``n =
+    eval_episodes`` episodes; without them, the mean itself).
+
+    The margin matters when the cheapest of several checkpoints is picked: on the mean alone
+    the pick favours lucky evaluations (one SARSA checkpoint scored 0.995 on its 20 evaluation
+    episodes and 0.974 on held-out seeds)."""
+    qos = evaluation.get("mean_final_qos")
+    if qos is None or qos != qos:
+        return False
+    std, n = evaluation.get("std_final_qos"), int(evaluation.get("eval_episodes") or 0)
+    margin = z * float(std) / math.sqrt(n - 1) if std is not None and n > 1 else 0.0
+    return float(qos) - margin >= slo
 
 
 EVAL_KEYS = ("total_reward", "mean_reward", "final_qos", "mean_qos", "scaling_actions",

@@ -28,6 +28,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
+from ..common.metrics import slo_met
+
 KPI_NAMES = ("final_qos", "mean_workers", "scaling_actions", "reward")
 TAG_KEYS = ("algo", "experiment", "trial")  # experiment/trial: the Tune experiment and trial id
 METRIC_PREFIX = "rl_autoscaling_episode_"
@@ -91,13 +93,14 @@ SLO_MET_BONUS = 1000.0
 
 def eval_score(evaluation: Mapping[str, Any], target_qos: float) -> float:
     """The SLO-aware score of a greedy evaluation record (``evaluation_metrics.json``):
-    ``(mean_final_qos >= target_qos) * 1000 - mean_workers``. Every evaluation that meets the
-    QoS target beats every one that does not; among those, fewer workers win. NaN when the
-    record has no final QoS."""
+    ``(QoS target met) * 1000 - mean_workers``, "met" with ~95 % confidence over the
+    evaluation's episodes (:func:`rl_autoscaling.common.metrics.slo_met`). Every evaluation
+    that meets the QoS target beats every one that does not; among those, fewer workers win.
+    NaN when the record has no final QoS."""
     qos, workers = evaluation.get("mean_final_qos"), _mean_workers(evaluation)
     if qos is None or workers is None:
         return float("nan")
-    return float(qos >= target_qos) * SLO_MET_BONUS - float(workers)
+    return float(slo_met(evaluation, target_qos)) * SLO_MET_BONUS - float(workers)
 
 
 def _mean_workers(evaluation: Mapping[str, Any]) -> float | None:
