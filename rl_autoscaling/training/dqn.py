@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
       help="gradient global-norm clip (default %(default)s)")
     a("--hidden-layers", type=positive_int, nargs="+", default=[128, 64],
       help="MLP hidden layer sizes (default 128 64)")
-    add_checkpoint_args(p, eval_episodes=5, checkpoint_every=60,  # seed: 10
+    add_checkpoint_args(p, eval_episodes=100, checkpoint_every=60,  # seed: 5 episodes, every 10
                         seed_help="RLlib seed (network init, exploration, replay) and "
                                   "evaluation seed base")
     g = p.add_argument_group("resuming")

@@ -93,9 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tie-action", type=int, default=int(hp.tie_action),
                    help="action greedy ties and unseen states go to: 1 = keep the worker "
                         "count (default), -1 = the highest (+1 worker, the seed's rule)")
-    # 20 greedy episodes per checkpoint (seed 3): the best-checkpoint rule (SLO met, then fewest
-    # workers) is noisy on 3 episodes (a twin episode costs ~4 ms).
-    g = add_checkpoint_args(p, eval_episodes=20, seed_help="exploration and evaluation seed",
+    # 100 greedy episodes per checkpoint (seed 3; a twin episode costs ~4 ms): the
+    # best-checkpoint rule (SLO met, then fewest workers) needs them to see rare collapses (a
+    # tabular policy stuck at 11-12 workers in 1 episode of 20, final QoS 0.56).
+    g = add_checkpoint_args(p, eval_episodes=100, seed_help="exploration and evaluation seed",
                             title="checkpoints, evaluation, logging",
                             checkpoint_every=TWIN_DEFAULTS["checkpoint_every"])  # seed: 10
     g.add_argument("--log-interval", type=nonnegative_int, default=10,
