@@ -196,6 +196,18 @@ class OpenFaaSAutoscalingEnv(gym.Env):
         """Mark this env as RLlib's env copy ``(worker_index, vector_index)`` (module docstring)."""
         self.env_copy = (int(worker_index), int(vector_index), int(stream))
 
+    def _initial_workers_of(self, options: Mapping[str, Any] | None) -> int:
+        """Workers at reset: ``options["initial_workers"]`` (one episode only; e.g. exploring
+        starts in training) or the env's ``initial_workers``."""
+        value = (options or {}).get("initial_workers", self.initial_workers)
+        low = int(self.observation_space.low[Obs.WORKERS])
+        high = int(self.observation_space.high[Obs.WORKERS])
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not float(value).is_integer() or not low <= value <= high):
+            raise ValueError(f"reset option initial_workers must be a whole number in "
+                             f"[{low}, {high}], got {value!r}")
+        return int(value)
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         if self.rule_seeds_resets and self.task_seed is not None:
@@ -217,9 +229,10 @@ class OpenFaaSAutoscalingEnv(gym.Env):
         self.phase_order = order
         self.episode_seed = episode_seed
 
-        snap = self.backend.reset(seed=episode_seed, initial_workers=self.initial_workers,
+        initial = self._initial_workers_of(options)
+        snap = self.backend.reset(seed=episode_seed, initial_workers=initial,
                                   phase_order=order)
-        self._target_workers = self.initial_workers
+        self._target_workers = initial
         self._steps = 0
         self._total_reward = 0.0
         self._scaling_actions = 0

@@ -383,3 +383,65 @@ def test_twin_defaults_learn_to_hold_a_worker_count_under_slo_cost():
     for trace in runs:
         late = list(trace.worker_counts)[len(trace.worker_counts) // 2:]
         assert max(late) - min(late) <= 3
+
+
+# ---------------------------------------------------------------------------- exploring starts
+
+def _twin(max_steps: int = 2):
+    from rl_autoscaling.env import OpenFaaSAutoscalingEnv
+
+    return OpenFaaSAutoscalingEnv(max_steps=max_steps, step_duration=8, observation_window=8,
+                                  initial_workers=12)
+
+
+class _StartRecorder:
+    """The twin env, recording the worker count each reset starts with."""
+
+    def __init__(self, env):
+        self.env, self.starts = env, []
+        self.observation_space, self.action_space = env.observation_space, env.action_space
+
+    def reset(self, **kw):
+        obs, info = self.env.reset(**kw)
+        self.starts.append(int(obs[4]))
+        return obs, info
+
+    def step(self, action):
+        return self.env.step(action)
+
+
+def test_exploring_starts_start_that_fraction_of_episodes_in_the_range():
+    hp = SarsaHyperparams(explore_starts=0.5, explore_start_min=20, explore_start_max=24)
+    lrn = SarsaLambdaLearner(Discretiser(DEFAULT_EDGES), hp, seed=3)
+    env = _StartRecorder(_twin())
+    for ep in range(200):
+        lrn.train_episode(env, seed=ep)
+    moved = [s for s in env.starts if s != 12]
+    assert 70 <= len(moved) <= 130  # Binomial(200, 0.5)
+    assert set(moved) == {20, 21, 22, 23, 24}
+    # the env's own start comes back on the next plain reset
+    assert int(env.env.reset(seed=1)[0][4]) == 12
+
+
+def test_no_exploring_starts_keeps_the_envs_start():
+    plain = SarsaLambdaLearner(Discretiser(DEFAULT_EDGES), SarsaHyperparams(), seed=5)
+    env = _StartRecorder(_twin())
+    for ep in range(20):
+        plain.train_episode(env, seed=ep)
+    assert set(env.starts) == {12}
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"explore_starts": 1.5}, "explore_starts"),
+    ({"explore_start_min": 10, "explore_start_max": 8}, "explore_start_min"),
+    ({"explore_start_min": 2.5}, "explore_start_min"),
+])
+def test_bad_exploring_starts_are_refused(kw, match):
+    with pytest.raises(ValueError, match=match):
+        SarsaHyperparams(**kw).validate()
+
+
+@pytest.mark.parametrize("value", [0, 33, 2.5, "12", True])
+def test_reset_option_initial_workers_is_checked(value):
+    with pytest.raises(ValueError, match="initial_workers"):
+        _twin().reset(seed=1, options={"initial_workers": value})

@@ -113,6 +113,7 @@ def test_spec_defaults():
     assert (a.trace_lambda, a.trace_threshold, a.checkpoint_every, a.eval_episodes) == (
         0.5, 1e-5, 1000, 100)
     assert (a.tie_action, a.reward_profile) == (1, "slo_cost")
+    assert (a.explore_starts, a.explore_start_range) == (0.5, [6, 26])
     assert (a.seed, a.task_seed, a.phase_shuffle, a.phase_shuffle_seed) == (42, 42, False, None)
     assert (a.resume_model, a.resume_reset_hyperparams, a.resume_reset_epsilon) == (
         None, False, False)

@@ -59,7 +59,8 @@ ALGO = "sarsa"
 #: counts differ by ~1 per episode against a miss penalty of 50, so the Q-estimates need a
 #: small step to average that noise out (alpha 0.1 drifted up to 21-25 workers).
 TWIN_DEFAULTS = dict(episodes=5000, alpha=0.02, epsilon=0.4, epsilon_min=0.02,
-                     epsilon_decay=0.999, trace_lambda=0.5, tie_action=1, checkpoint_every=1000)
+                     epsilon_decay=0.999, trace_lambda=0.5, tie_action=1, explore_starts=0.5,
+                     checkpoint_every=1000)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tie-action", type=int, default=int(hp.tie_action),
                    help="action greedy ties and unseen states go to: 1 = keep the worker "
                         "count (default), -1 = the highest (+1 worker, the seed's rule)")
+    g.add_argument("--explore-starts", type=float, default=hp.explore_starts, metavar="FRACTION",
+                   help="fraction of training episodes that start at a random worker count "
+                        "(exploring starts; default %(default)s; seed 0: every episode starts "
+                        "at --initial-workers)")
+    g.add_argument("--explore-start-range", type=int, nargs=2, metavar=("MIN", "MAX"),
+                   default=[int(hp.explore_start_min), int(hp.explore_start_max)],
+                   help="worker counts of exploring starts (default %(default)s)")
     # 100 greedy episodes per checkpoint (seed 3; a twin episode costs ~4 ms): the
     # best-checkpoint rule (SLO met, then fewest workers) needs them to see rare collapses (a
     # tabular policy stuck at 11-12 workers in 1 episode of 20, final QoS 0.56).
@@ -125,7 +133,9 @@ def _resolve_start(args: argparse.Namespace, log: logging.Logger | None = None
                               epsilon_min=args.epsilon_min, epsilon_decay=args.epsilon_decay,
                               trace_lambda=args.trace_lambda,
                               trace_threshold=args.trace_threshold,
-                              tie_action=args.tie_action).validate()
+                              tie_action=args.tie_action, explore_starts=args.explore_starts,
+                              explore_start_min=args.explore_start_range[0],
+                              explore_start_max=args.explore_start_range[1]).validate()
     bins = tuple(args.bins) if args.bins is not None else DEFAULT_BINS
     if not args.resume_model:
         if args.resume_reset_hyperparams or args.resume_reset_epsilon:
@@ -175,7 +185,9 @@ def _train_logged(args: argparse.Namespace, env_config: dict[str, Any], hp: Sars
               .training(alpha=hp.alpha, gamma=hp.gamma, epsilon=hp.epsilon,
                         epsilon_min=hp.epsilon_min, epsilon_decay=hp.epsilon_decay,
                         trace_lambda=hp.trace_lambda, trace_threshold=hp.trace_threshold,
-                        tie_action=int(hp.tie_action), bins=bins, edges=edges,
+                        tie_action=int(hp.tie_action), explore_starts=hp.explore_starts,
+                        explore_start_min=int(hp.explore_start_min),
+                        explore_start_max=int(hp.explore_start_max), bins=bins, edges=edges,
                         episodes_per_iteration=batch)
               .evaluation(evaluation_interval=None,
                           evaluation_duration=max(1, args.eval_episodes))

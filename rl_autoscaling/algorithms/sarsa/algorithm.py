@@ -110,6 +110,9 @@ class SarsaLambdaConfig(AlgorithmConfig):
         self.trace_lambda = 0.5
         self.trace_threshold = 1e-5
         self.tie_action = -1
+        self.explore_starts = 0.0
+        self.explore_start_min = 6
+        self.explore_start_max = 26
         self.bins = DEFAULT_BINS
         self.edges = None
         self.episodes_per_iteration = 1
@@ -135,6 +138,9 @@ class SarsaLambdaConfig(AlgorithmConfig):
         trace_lambda: float = NotProvided,
         trace_threshold: float = NotProvided,
         tie_action: int = NotProvided,
+        explore_starts: float = NotProvided,
+        explore_start_min: int = NotProvided,
+        explore_start_max: int = NotProvided,
         bins: Sequence[int] = NotProvided,
         edges: Optional[Sequence[Sequence[float]]] = NotProvided,
         episodes_per_iteration: int = NotProvided,
@@ -151,6 +157,8 @@ class SarsaLambdaConfig(AlgorithmConfig):
             trace_lambda: eligibility-trace decay; <= 0 is one-step SARSA.
             trace_threshold: a state's trace is dropped once max|e| falls below this.
             tie_action: the action greedy ties go to; -1 = the highest index (the seed).
+            explore_starts: fraction of training episodes that start at a random worker
+                count in [explore_start_min, explore_start_max] (0: the env's, the seed's).
             bins: nine bin counts; the default bins use the documented explicit edges, any other
                 bins equal-width bins between the env's observation bounds.
             edges: explicit per-dimension edges (overrides ``bins``), or None.
@@ -165,6 +173,9 @@ class SarsaLambdaConfig(AlgorithmConfig):
         for name, value in (("alpha", alpha), ("epsilon", epsilon), ("epsilon_min", epsilon_min),
                             ("epsilon_decay", epsilon_decay), ("trace_lambda", trace_lambda),
                             ("trace_threshold", trace_threshold), ("tie_action", tie_action),
+                            ("explore_starts", explore_starts),
+                            ("explore_start_min", explore_start_min),
+                            ("explore_start_max", explore_start_max),
                             ("episodes_per_iteration", episodes_per_iteration)):
             if value is not NotProvided:
                 setattr(self, name, value)
@@ -181,7 +192,9 @@ class SarsaLambdaConfig(AlgorithmConfig):
             alpha=float(self.alpha), gamma=float(self.gamma), epsilon=float(self.epsilon),
             epsilon_min=float(self.epsilon_min), epsilon_decay=float(self.epsilon_decay),
             trace_lambda=float(self.trace_lambda), trace_threshold=float(self.trace_threshold),
-            tie_action=float(self.tie_action))
+            tie_action=float(self.tie_action), explore_starts=float(self.explore_starts),
+            explore_start_min=float(self.explore_start_min),
+            explore_start_max=float(self.explore_start_max))
 
     @override(AlgorithmConfig)
     def validate(self) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 
 from ...common.metrics import EpisodeTrace
 from ...common.modelio import ModelFileError, load_pickle, save_pickle
-from ...observation import DEFAULT_HIGH, DEFAULT_LOW, OBS_SIZE
+from ...observation import DEFAULT_HIGH, DEFAULT_LOW, OBS_SIZE, Obs
 
 ACTION_SIZE = 3
 #: The docs/algorithms.md#sarsalambda default bins and the explicit edges that come with them.
@@ -186,6 +186,9 @@ class SarsaHyperparams:
     trace_threshold: float = 1e-5   # drop a state's trace once max|e| falls below this
     tie_action: float = -1.0        # greedy ties (and unseen states) -> this action index;
                                     # -1 = the highest index (the seed's rule)
+    explore_starts: float = 0.0     # fraction of training episodes that start at a random
+    explore_start_min: float = 6.0  # worker count in [explore_start_min, explore_start_max]
+    explore_start_max: float = 26.0  # (exploring starts; 0 = the env's own, the seed's rule)
 
     def validate(self) -> SarsaHyperparams:
         """Raise ValueError naming the first out-of-range value; returns self."""
@@ -205,6 +208,13 @@ class SarsaHyperparams:
              f"trace_threshold must be >= 0, got {self.trace_threshold}"),
             (self.tie_action >= -1 and float(self.tie_action).is_integer(),
              f"tie_action must be -1 or an action index, got {self.tie_action}"),
+            (0 <= self.explore_starts <= 1,
+             f"explore_starts must be in [0, 1], got {self.explore_starts}"),
+            (1 <= self.explore_start_min <= self.explore_start_max
+             and float(self.explore_start_min).is_integer()
+             and float(self.explore_start_max).is_integer(),
+             "need whole worker counts 1 <= explore_start_min <= explore_start_max, got "
+             f"{self.explore_start_min} and {self.explore_start_max}"),
         )
         for ok, message in checks:
             if not ok:
@@ -342,6 +352,20 @@ class SarsaLambdaLearner:
         self.epsilon = max(self.hp.epsilon_min, self.epsilon * self.hp.epsilon_decay)
         return self.epsilon
 
+    def start_options(self, env) -> dict[str, int] | None:
+        """Exploring starts: with probability ``explore_starts``, reset options that start the
+        episode at a worker count drawn uniformly from [explore_start_min, explore_start_max]
+        (capped at the env's maximum). Greedy states an agent rarely reaches from the env's
+        own start (e.g. 12 workers while the high phase's queue builds) get visited, so their
+        Q-values are learned rather than left to a few noisy updates. None: the env's start
+        (and no random draw, so ``explore_starts = 0`` keeps the seed's random stream)."""
+        if self.hp.explore_starts <= 0 or self.rng.random() >= self.hp.explore_starts:
+            return None
+        space = env.observation_space
+        high = min(int(self.hp.explore_start_max), int(space.high[Obs.WORKERS]))
+        low = min(max(int(self.hp.explore_start_min), int(space.low[Obs.WORKERS])), high)
+        return {"initial_workers": int(self.rng.integers(low, high + 1))}
+
     def train_episode(self, env, seed: int | None = None) -> EpisodeResult:
         """Play one epsilon-greedy episode on ``env``, updating after every step, then decay
         epsilon. Traces start empty and are cleared at the end."""
@@ -349,7 +373,7 @@ class SarsaLambdaLearner:
         self.traces.clear()
         self._peak_states, self._peak_trace = 0, 0.0
         trace = EpisodeTrace()
-        obs, _ = env.reset(seed=seed)
+        obs, _ = env.reset(seed=seed, options=self.start_options(env))
         s = self.state(obs)
         a = self.act(s)
         updates = 0
