@@ -263,32 +263,39 @@ class OpenFaaSAutoscalingEnv(gym.Env):
         if result.applied:
             self._scaling_actions += 1
 
-        reward = step_reward(float(obs[Obs.QOS_RATE]), float(obs[Obs.WORKER_QUEUE]),
-                             float(obs[Obs.WORKERS]), result.applied,
-                             self.farm_config.reward)
         expected = self.backend.expected_tasks
         terminated = (snap.input_queue == 0 and snap.worker_queue == 0
                       and snap.result_queue == 0 and snap.output_queue >= expected)
         truncated = not terminated and self._steps >= self.max_steps
-        reward += episode_end_reward(terminated, truncated, expected - snap.output_queue,
-                                     self.farm_config.reward)
+        pending = expected - snap.output_queue
         step_time = snap.time - start
         if terminated or truncated:
             snap = self.backend.drain(self.farm_config.timing.straggler_timeout)
             self._count(snap.completed)
             self._snapshot = snap
             self._final_qos = self.final_qos()
-        rcfg = self.farm_config.reward
-        if rcfg.profile == "slo_cost":  # replaces the seed reward (see reward.py)
-            done = terminated or truncated
-            excess = slo_excess(self._violations, self._collected, rcfg.slo_cost.qos_target,
-                                max(0, expected - self._collected) if done else 0)
-            reward = slo_cost_reward(float(obs[Obs.WORKERS]), self.step_duration, self._slo_excess,
-                                     excess, done, rcfg)
-            self._slo_excess = excess
+        reward = self._reward(obs, result.applied, terminated, truncated, pending, expected)
         self._total_reward += reward
         info = self._info(snap, requested, result.applied, result.scaling_time, step_time)
         return obs, float(reward), bool(terminated), bool(truncated), info
+
+    def _reward(self, obs: np.ndarray, applied: int, terminated: bool, truncated: bool,
+                pending: int, expected: int) -> float:
+        """The step's reward under ``reward.profile`` (reward.py): ``seed`` from the observation
+        and the tasks ``pending`` at the step's end; ``slo_cost`` from the deadline misses and
+        collections counted so far (after the end-of-episode drain)."""
+        rcfg = self.farm_config.reward
+        if rcfg.profile == "slo_cost":
+            done = terminated or truncated
+            excess = slo_excess(self._violations, self._collected, rcfg.slo_cost.qos_target,
+                                max(0, expected - self._collected) if done else 0)
+            reward = slo_cost_reward(float(obs[Obs.WORKERS]), self.step_duration,
+                                     self._slo_excess, excess, done, rcfg)
+            self._slo_excess = excess
+            return reward
+        return (step_reward(float(obs[Obs.QOS_RATE]), float(obs[Obs.WORKER_QUEUE]),
+                            float(obs[Obs.WORKERS]), applied, rcfg)
+                + episode_end_reward(terminated, truncated, pending, rcfg))
 
     # ------------------------------------------------------------------ observation & info
 

@@ -19,6 +19,7 @@ from rl_autoscaling.algorithms.sarsa.tabular import (
     SarsaLambdaLearner,
 )
 from rl_autoscaling.common.modelio import ModelFileError, load_pickle, save_pickle
+from rl_autoscaling.observation import Obs
 
 A = (0,) * 9
 B = (1,) + (0,) * 8
@@ -403,7 +404,7 @@ class _StartRecorder:
 
     def reset(self, **kw):
         obs, info = self.env.reset(**kw)
-        self.starts.append(int(obs[4]))
+        self.starts.append(int(obs[Obs.WORKERS]))
         return obs, info
 
     def step(self, action):
@@ -420,7 +421,7 @@ def test_exploring_starts_start_that_fraction_of_episodes_in_the_range():
     assert 70 <= len(moved) <= 130  # Binomial(200, 0.5)
     assert set(moved) == {20, 21, 22, 23, 24}
     # the env's own start comes back on the next plain reset
-    assert int(env.env.reset(seed=1)[0][4]) == 12
+    assert int(env.env.reset(seed=1)[0][Obs.WORKERS]) == 12
 
 
 def test_no_exploring_starts_keeps_the_envs_start():

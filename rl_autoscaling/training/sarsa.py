@@ -182,13 +182,7 @@ def _train_logged(args: argparse.Namespace, env_config: dict[str, Any], hp: Sars
     batch = math.gcd(args.episodes, args.checkpoint_every or args.episodes, 100)
     config = (SarsaLambdaConfig()
               .environment(env_config=env_config)
-              .training(alpha=hp.alpha, gamma=hp.gamma, epsilon=hp.epsilon,
-                        epsilon_min=hp.epsilon_min, epsilon_decay=hp.epsilon_decay,
-                        trace_lambda=hp.trace_lambda, trace_threshold=hp.trace_threshold,
-                        tie_action=int(hp.tie_action), explore_starts=hp.explore_starts,
-                        explore_start_min=int(hp.explore_start_min),
-                        explore_start_max=int(hp.explore_start_max), bins=bins, edges=edges,
-                        episodes_per_iteration=batch)
+              .training(**asdict(hp), bins=bins, edges=edges, episodes_per_iteration=batch)
               .evaluation(evaluation_interval=None,
                           evaluation_duration=max(1, args.eval_episodes))
               .debugging(seed=args.seed))

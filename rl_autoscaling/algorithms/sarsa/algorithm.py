@@ -45,6 +45,7 @@ online and tabular: it scales by parallel trials and seeds, not by env runners.
 from __future__ import annotations
 
 import zlib
+from dataclasses import fields
 from typing import Any, Collection, Optional, Sequence, Union
 
 import numpy as np
@@ -188,13 +189,8 @@ class SarsaLambdaConfig(AlgorithmConfig):
     @property
     def hyperparams(self) -> SarsaHyperparams:
         """The SARSA(lambda) hyperparameters of this config."""
-        return SarsaHyperparams(
-            alpha=float(self.alpha), gamma=float(self.gamma), epsilon=float(self.epsilon),
-            epsilon_min=float(self.epsilon_min), epsilon_decay=float(self.epsilon_decay),
-            trace_lambda=float(self.trace_lambda), trace_threshold=float(self.trace_threshold),
-            tie_action=float(self.tie_action), explore_starts=float(self.explore_starts),
-            explore_start_min=float(self.explore_start_min),
-            explore_start_max=float(self.explore_start_max))
+        return SarsaHyperparams(**{f.name: float(getattr(self, f.name))
+                                   for f in fields(SarsaHyperparams)})
 
     @override(AlgorithmConfig)
     def validate(self) -> None:
