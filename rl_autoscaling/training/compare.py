@@ -36,6 +36,7 @@ from ..common.modelio import atomic_write_json
 from ..common.rollout import run_episode
 from ..common.rundir import new_run_dir
 from ..config import config_path
+from ..farm import BACKENDS
 from ..farm.live import add_live_arguments, live_backend_options
 from ..policies.base import Policy
 from ..reporting.comparison import plot_comparison, plot_scatter
@@ -51,7 +52,6 @@ from .agents import (
     is_baseline,
     resolve_agents,
 )
-from .cli import BACKENDS
 
 RESULTS_FILE = "aggregated_results.json"
 

@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from ..common.errors import EXIT_INTERRUPTED, error_message
-from ..common.metrics import slo_met
 from ..common.modelio import atomic_write_json
+from ..common.ranking import Evaluation, rank_key
 from ..common.rundir import new_run_dir
 
 TRAINING_METRICS = "training_metrics.json"
@@ -406,14 +406,9 @@ def slo_of(env_config: Mapping[str, Any]) -> float:
 
 
 def checkpoint_score(record: Mapping[str, Any], slo: float) -> tuple[float, float]:
-    """Rank of a checkpoint evaluation (higher is better): the SLO met first (with ~95 %
-    confidence, :func:`rl_autoscaling.common.metrics.slo_met`), then fewer mean workers; among
-    checkpoints not meeting it, higher QoS."""
-    qos = float(record.get("mean_final_qos", float("nan")))
-    workers = float(record.get("mean_mean_workers", float("inf")))
-    if slo_met(record, slo):
-        return (1.0, -workers)
-    return (0.0, qos if qos == qos else -1.0)
+    """Rank of a checkpoint evaluation record (higher is better): the project's one ranking
+    rule, :func:`rl_autoscaling.common.ranking.rank_key`."""
+    return rank_key(Evaluation.of(record), slo)
 
 
 def _evaluate(evaluate: Callable[[int], Mapping[str, Any]], episode: int,
