@@ -71,6 +71,7 @@ from .harness import (
     slo_of,
     stop_algorithm,
 )
+from .report import best_chooser
 
 ALGO = "dqn"
 
@@ -307,11 +308,18 @@ def train(args: argparse.Namespace) -> int:
             log.info("Command: %s", " ".join(sys.argv))
             log.info("Environment: %s", env_config)
             log.info("Hyperparameters: %s; seed %d", hp.to_dict(), args.seed)
+            from ..algorithms.dqn.policy import DqnPolicy
+
+            slo = slo_of(env_config)
             outcome = run_training(
                 run, log, episodes=args.episodes, train_episode=trainer.train_episode,
                 save_model=trainer.save_model,
                 evaluate=trainer.evaluate if args.eval_episodes > 0 else None,
-                slo=slo_of(env_config), checkpoint_every=args.checkpoint_every, model_suffix=".pt")
+                slo=slo, checkpoint_every=args.checkpoint_every, model_suffix=".pt",
+                choose_best=best_chooser(
+                    run.root, run.model_path("best", ".pt"), env_config, slo, DqnPolicy.load,
+                    algo=ALGO, settings={"recipe": args.recipe, "hyperparams": hp.to_dict(),
+                                         "env_config": env_config, "seed": args.seed}))
             return outcome.exit_code
     finally:
         if trainer is not None:

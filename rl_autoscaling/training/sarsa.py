@@ -55,6 +55,7 @@ from .harness import (
     slo_of,
     stop_algorithm,
 )
+from .report import best_chooser
 
 ALGO = "sarsa"
 
@@ -183,12 +184,19 @@ def _train_logged(args: argparse.Namespace, env_config: dict[str, Any], hp: Sars
                 f"peak_traced_states={s.get('peak_traced_states', 0)} "
                 f"peak_trace={s.get('peak_trace', 0.0):.3f} max_abs_q={max_q:.3f}")
 
+    from ..algorithms.sarsa.policy import SarsaPolicy
+
+    slo = slo_of(env_config)
+    settings = {"recipe": args.recipe, "hyperparams": asdict(learner.hp),
+                "env_config": env_config, "seed": args.seed}
     try:
         outcome = run_training(
             run, log, episodes=args.episodes, train_episode=train_episode,
             save_model=save_model, evaluate=evaluate if args.eval_episodes > 0 else None,
-            slo=slo_of(env_config), checkpoint_every=args.checkpoint_every, model_suffix=".pkl",
-            log_interval=args.log_interval, debug_summary=summary)
+            slo=slo, checkpoint_every=args.checkpoint_every, model_suffix=".pkl",
+            log_interval=args.log_interval, debug_summary=summary,
+            choose_best=best_chooser(run.root, run.model_path("best", ".pkl"), env_config, slo,
+                                     SarsaPolicy.load, algo=ALGO, settings=settings))
         return outcome.exit_code
     finally:
         stop_algorithm(algo)

@@ -45,7 +45,7 @@ online and tabular: it scales by parallel trials and seeds, not by env runners.
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, fields
+from dataclasses import fields
 from typing import Any, Collection, Optional, Sequence, Union
 
 import numpy as np
@@ -76,6 +76,7 @@ from ray.tune.result import TRAINING_ITERATION
 from typing_extensions import Self
 
 from ...common.rollout import evaluate_checkpoint, evaluation_env_config, training_seed
+from ...common.settings import recipe_values
 from ...env import RAY_ENV_NAME, register_ray_env
 from .tabular import (  # noqa: F401  (re-exported: the tabular core)
     ACTION_SIZE,
@@ -104,7 +105,7 @@ class SarsaLambdaConfig(AlgorithmConfig):
         register_ray_env()
         self.env = RAY_ENV_NAME
         # SARSA(lambda) settings: the twin recipe, from their one owner.
-        for name, value in asdict(SarsaHyperparams()).items():
+        for name, value in recipe_values(SarsaHyperparams).items():
             setattr(self, name, value)
         self.edges, self.bins = SarsaRun().state_edges()
         self.episodes_per_iteration = 1
