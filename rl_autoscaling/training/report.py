@@ -137,27 +137,39 @@ def report_line(report: Mapping[str, Any]) -> str:
 
 
 def write_best(candidates: Sequence[Candidate], load: Callable[[Path], Policy], env,
-               slo: float, out_dir: Path, best_path: Path, *, algo: str,
-               settings: Mapping[str, Any] | None = None,
-               seeds: Sequence[int] | None = None) -> dict[str, Any]:
-    """Choose among ``candidates``, copy the chosen model to ``best_path`` and write
-    ``policy_report.json`` / ``.png`` into ``out_dir``; returns the report."""
+               slo: float, out_dir: Path | Callable[[Candidate], Path],
+               best_name: str, *, algo: str, settings: Mapping[str, Any] | None = None,
+               seeds: Sequence[int] | None = None) -> tuple[Path | None, dict[str, Any]]:
+    """Choose among ``candidates``, copy the chosen model to ``<out_dir>/models/<best_name>``
+    and write ``policy_report.json`` / ``.png`` into ``out_dir`` (a directory, or a function of
+    the chosen candidate: the run directory it came from); returns (that directory, the
+    report)."""
     seeds = list(seeds) if seeds is not None else confirm_seeds()
     choice = choose_model(candidates, load, env, slo, seeds)
-    if choice.candidate is not None:
-        best_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(choice.candidate.path, best_path)
-    report = build_report(choice, env, slo, seeds, algo=algo,
-                          model=best_path if choice.candidate else None, settings=settings)
-    atomic_write_json(out_dir / REPORT_JSON, report)
-    if report.get("chosen"):
-        try:
-            from ..reporting.policy import plot_policy_report
+    if choice.candidate is None:
+        return None, build_report(choice, env, slo, seeds, algo=algo, model=None,
+                                  settings=settings)
+    root = Path(out_dir(choice.candidate) if callable(out_dir) else out_dir)
+    best_path = root / "models" / best_name
+    best_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(choice.candidate.path, best_path)
+    report = build_report(choice, env, slo, seeds, algo=algo, model=best_path, settings=settings)
+    atomic_write_json(root / REPORT_JSON, report)
+    try:
+        from ..reporting.policy import plot_policy_report
 
-            plot_policy_report(report, out_dir / REPORT_PNG)
-        except Exception as exc:  # a plotting problem must not lose the report
-            log.warning("Could not draw %s: %s", out_dir / REPORT_PNG, exc)
-    return report
+        plot_policy_report(report, root / REPORT_PNG)
+    except Exception as exc:  # a plotting problem must not lose the report
+        log.warning("Could not draw %s: %s", root / REPORT_PNG, exc)
+    return root, report
+
+
+def evaluation_env(env_config: Mapping[str, Any]):
+    """A fresh twin env for greedy evaluation of ``env_config`` (no phase shuffle)."""
+    from ..common.rollout import evaluation_env_config
+    from ..env import OpenFaaSAutoscalingEnv
+
+    return OpenFaaSAutoscalingEnv.from_env_config(evaluation_env_config(env_config))
 
 
 def best_chooser(run_root: Path, best_path: Path, env_config: Mapping[str, Any], slo: float,
@@ -171,18 +183,15 @@ def best_chooser(run_root: Path, best_path: Path, env_config: Mapping[str, Any],
         return None
 
     def go(candidates: Sequence[Candidate]) -> dict[str, Any]:
-        from ..common.rollout import evaluation_env_config
-        from ..env import OpenFaaSAutoscalingEnv
-
-        env = OpenFaaSAutoscalingEnv.from_env_config(evaluation_env_config(env_config))
+        env = evaluation_env(env_config)
         try:
-            return write_best(candidates, load, env, slo, run_root, best_path, algo=algo,
-                              settings=settings)
+            return write_best(candidates, load, env, slo, run_root, best_path.name, algo=algo,
+                              settings=settings)[1]
         finally:
             env.close()
     return go
 
 
-__all__ = ["best_chooser", "CONFIRM_EPISODES", "CONFIRM_SEED_BASE", "Candidate", "REPORT_JSON", "REPORT_PNG",
-           "build_report", "choose_model", "confirm_seeds", "evaluate_policy", "frontier_for",
+__all__ = ["CONFIRM_EPISODES", "CONFIRM_SEED_BASE", "Candidate", "REPORT_JSON", "REPORT_PNG",
+           "best_chooser", "build_report", "evaluation_env", "choose_model", "confirm_seeds", "evaluate_policy", "frontier_for",
            "report_line", "write_best"]
