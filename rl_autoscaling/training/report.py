@@ -193,5 +193,5 @@ def best_chooser(run_root: Path, best_path: Path, env_config: Mapping[str, Any],
 
 
 __all__ = ["CONFIRM_EPISODES", "CONFIRM_SEED_BASE", "Candidate", "REPORT_JSON", "REPORT_PNG",
-           "best_chooser", "build_report", "evaluation_env", "choose_model", "confirm_seeds", "evaluate_policy", "frontier_for",
-           "report_line", "write_best"]
+           "best_chooser", "build_report", "choose_model", "confirm_seeds", "evaluate_policy",
+           "evaluation_env", "frontier_for", "report_line", "write_best"]
