@@ -46,9 +46,9 @@ KEDA_WINDOWS = (300.0, 30.0)
 KEDA_FLOORS = (8, 10, 12, 13, 14, 15, 16)
 #: HPA targets per metric (utilisation: busy / workers; load: offered load per worker) and
 #: scale-down windows (300 s: the HPA default).
-HPA_TARGETS = {"utilisation": (0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
-               "load": (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)}
-HPA_WINDOWS = (300.0, 60.0, 0.0)
+HPA_TARGETS = {metric: (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)
+               for metric in ("utilisation", "load")}
+HPA_WINDOWS = (300.0, 60.0, 30.0, 0.0)
 
 
 @dataclass(frozen=True)
