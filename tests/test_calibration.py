@@ -149,3 +149,20 @@ def test_slo_is_met_only_when_the_evaluations_lower_bound_clears_it():
     # the cheaper but uncertain checkpoint no longer wins, in the harness and in Tune's score
     assert checkpoint_score(steady, SLO) > checkpoint_score(lucky, SLO)
     assert eval_score(steady, SLO) > eval_score(lucky, SLO)
+
+
+def test_hpa_calibration_picks_the_cheapest_target_meeting_the_slo():
+    from rl_autoscaling.training.calibration import calibrate_hpa
+
+    env = OpenFaaSAutoscalingEnv(max_steps=25, step_duration=8.0, observation_window=8.0,
+                                 initial_workers=12, config="ramp")
+    seeds = calibration_seeds(3)
+    cal = calibrate_hpa(env, 0.98, seeds, targets={"load": (0.3, 0.5, 0.7, 0.9)},
+                        windows=(0.0,))
+    by_target = {p["target"]: s for p, s in cal.tried}
+    met = [t for t, s in by_target.items() if s.final_qos >= 0.98]
+    assert cal.met and met and len(met) < len(by_target)  # the search has to choose
+    assert cal.stats.worker_seconds == min(by_target[t].worker_seconds for t in met)
+    # a higher target holds fewer workers: the chosen one is the highest meeting the SLO
+    assert cal.params["target"] == max(met)
+    env.close()
