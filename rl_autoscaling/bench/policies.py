@@ -296,11 +296,12 @@ def format_report(results: Mapping[str, Any]) -> str:
              f"first {s['clairvoyant_episodes']} evaluation seeds, its ratio against the "
              "frontier on those seeds.", ""]
     for workload, data in results["workloads"].items():
-        lines += [f"## {workload}", "",
-                  f"{data['max_steps']} steps. Static frontier at the SLO: "
-                  f"{data['frontier_at_slo']:.2f} mean workers (NaN: no fixed count reaches it; "
-                  f"best: Static {max(data['frontier'], key=lambda p: p['final_qos'])['workers']}"
-                  f" at QoS {max(p['final_qos'] for p in data['frontier']):.4f}).", "",
+        best = max(data["frontier"], key=lambda p: p["final_qos"])
+        at_slo = (f"Static frontier at the SLO: {data['frontier_at_slo']:.2f} mean workers."
+                  if math.isfinite(data["frontier_at_slo"]) else
+                  f"No fixed count reaches the SLO (best: Static {best['workers']} at QoS "
+                  f"{best['final_qos']:.4f}).")
+        lines += [f"## {workload}", "", f"{data['max_steps']} steps. {at_slo}", "",
                   "| agent | " + " | ".join(t for _, t, _ in METRICS) + " |",
                   "|---|" + "---:|" * len(METRICS)]
         for name, row in data["agents"].items():

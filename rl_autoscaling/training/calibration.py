@@ -46,7 +46,7 @@ KEDA_WINDOWS = (300.0, 30.0)
 KEDA_FLOORS = (8, 10, 12, 13, 14, 15, 16)
 #: HPA targets per metric (utilisation: busy / workers; load: offered load per worker) and
 #: scale-down windows (300 s: the HPA default).
-HPA_TARGETS = {metric: (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)
+HPA_TARGETS = {metric: (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)
                for metric in ("utilisation", "load")}
 HPA_WINDOWS = (300.0, 60.0, 30.0, 0.0)
 
