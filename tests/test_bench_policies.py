@@ -27,7 +27,7 @@ def test_packaged_spike_and_ramp_profiles():
 @pytest.mark.slow
 def test_baselines_only_report(tmp_path, capsys):
     assert bench.main(["--algos", "--workloads", "default", "spike", "--eval-episodes", "3",
-                       "--calibration-episodes", "2", "--clairvoyant-episodes", "1",
+                       "--calibration-episodes", "1", "--clairvoyant-episodes", "1",
                        "--output-dir", str(tmp_path)]) == 0
     (out,) = tmp_path.glob("bench_*")
     report = (out / "report.md").read_text()
@@ -49,7 +49,8 @@ def test_trained_agents_over_training_seeds(tmp_path, monkeypatch):
     tiny = "--episodes 2 --checkpoint-every 0 --eval-episodes 0"
     assert bench.main(["--algos", "sarsa", "--workloads", "default", "--train-workloads",
                        "default", "--train-seeds", "2", "--eval-episodes", "2",
-                       "--calibration-episodes", "1", "--trainer-args", tiny,
+                       "--calibration-episodes", "1", "--clairvoyant-episodes", "0",
+                       "--trainer-args", tiny,
                        "--output-dir", str(tmp_path)]) == 0
     (out,) = tmp_path.glob("bench_*")
     results = json.loads((out / "results.json").read_text())
