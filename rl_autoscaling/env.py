@@ -36,7 +36,7 @@ from .common.settings import setting
 from .config import REWARD_PROFILES, ConfigError, FarmConfig, load_config, resolve_config
 from .farm import BACKENDS, make_backend
 from .farm.base import Completions, FarmBackend, FarmSnapshot
-from .farm.workload import expected_task_count, phase_order
+from .farm.workload import expected_task_count, phase_count, phase_order
 from .observation import OBS_NAMES, Obs
 from .observation import bounds as obs_bounds
 from .reward import episode_end_reward, slo_cost_reward, slo_excess, step_reward
@@ -188,7 +188,7 @@ class OpenFaaSAutoscalingEnv(gym.Env):
         )
 
         cfg = self.farm_config
-        n_phases = 1 if cfg.trace else len(cfg.phase_definitions)
+        n_phases = phase_count(cfg)
         expected = expected_task_count(cfg)
         low, high = obs_bounds(n_phases, expected, self.min_workers, self.max_workers)
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)

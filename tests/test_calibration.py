@@ -198,3 +198,20 @@ def test_choose_confirms_on_fresh_episodes_and_falls_back_to_the_next_candidate(
     # nothing confirms: the highest confirmed QoS bound, never the cheapest stall
     none = choose([("stall", pick["stall"]), ("lucky", pick["lucky"])], lambda n: confirm[n], SLO)
     assert not none.confirmed and none.candidate == "lucky"
+
+
+def test_hpa_calibration_picks_the_cheapest_target_meeting_the_slo():
+    from rl_autoscaling.training.calibration import calibrate_hpa
+
+    env = OpenFaaSAutoscalingEnv(max_steps=25, step_duration=8.0, observation_window=8.0,
+                                 initial_workers=12, config="ramp")
+    seeds = calibration_seeds(3)
+    cal = calibrate_hpa(env, 0.98, seeds, targets={"load": (0.3, 0.5, 0.7, 0.9)},
+                        windows=(0.0,))
+    by_target = {p["target"]: s for p, s in cal.tried}
+    met = [t for t, s in by_target.items() if s.final_qos >= 0.98]
+    assert cal.met and met and len(met) < len(by_target)  # the search has to choose
+    assert cal.stats.worker_seconds == min(by_target[t].worker_seconds for t in met)
+    # a higher target holds fewer workers: the chosen one is the highest meeting the SLO
+    assert cal.params["target"] == max(met)
+    env.close()

@@ -91,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="SARSA model (.pkl) for agent 'sarsa'")
     p.add_argument("--dqn-model", help="DQN model (.pt) for agent 'dqn'")
     p.add_argument("--agents", nargs="+", metavar="NAME",
-                   help="agents to run: sarsa dqn reactiveaverage reactivemaximum keda static "
-                        "static<N> staticbest kedacalibrated (case-insensitive; spaces, '-' "
+                   help="agents to run: sarsa dqn reactiveaverage reactivemaximum keda hpa "
+                        "static static<N> staticbest kedacalibrated hpacalibrated "
+                        "(case-insensitive; spaces, '-' "
                         "and '_' ignored; default: the baselines, plus sarsa/dqn when their "
                         "model is given)")
     p.add_argument("--episodes", type=int, default=1, help="episodes per agent")
@@ -131,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keda-window", type=float, default=300.0,
                    help="KEDA scale-down stabilisation window, seconds")
     p.add_argument("--slo", type=float, default=None,
-                   help="final-QoS SLO the calibrated baselines (staticbest, kedacalibrated) "
+                   help="final-QoS SLO the calibrated baselines (staticbest, kedacalibrated, "
+                        "hpacalibrated) "
                         "must meet (default: the config's reward.slo_cost.qos_target, 0.99)")
     p.add_argument("--record", action="store_true",
                    help="make the output a twin-calibration recording: each record also keeps "
