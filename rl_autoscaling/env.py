@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -36,7 +37,7 @@ from .common.settings import setting
 from .config import REWARD_PROFILES, ConfigError, FarmConfig, load_config, resolve_config
 from .farm import BACKENDS, make_backend
 from .farm.base import Completions, FarmBackend, FarmSnapshot
-from .farm.workload import expected_task_count, phase_count, phase_order
+from .farm.workload import expected_task_count, phase_count, phase_order, workload_seconds
 from .observation import OBS_NAMES, Obs
 from .observation import bounds as obs_bounds
 from .reward import episode_end_reward, slo_cost_reward, slo_excess, step_reward
@@ -47,13 +48,19 @@ RAY_ENV_NAME = "OpenFaaSAutoscaling-v0"
 DEFAULT_TIME = 1.5  # mean/max completion time reported when no task was collected
 
 
+#: Fewest steps of an episode whose length comes from its workload.
+MIN_EPISODE_STEPS = 30
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvSettings:
     """The env settings of the trainers, testers, comparisons, benches and Tune specs: one
     owner for each (the env's own constructor defaults are docs/env.md's contract). Defaults:
     the ``twin`` recipe; ``seed=``: the original toolkit's."""
 
-    max_steps: int = setting(30, "steps per episode before truncation")
+    max_steps: Optional[int] = setting(
+        None, "steps per episode before truncation (none: the workload's length in steps, at "
+              "least 30; 30 for the default workload)", seed=30)
     step_duration: float = setting(8.0, "seconds per step, scaling included")
     observation_window: float = setting(8.0, "seconds of collected tasks behind the "
                                              "time/QoS observations")
@@ -72,11 +79,20 @@ class EnvSettings:
                     "the final-QoS SLO with the fewest worker-seconds; seed = the original "
                     "shaped reward", seed="seed", choices=REWARD_PROFILES)
 
+    def resolved_max_steps(self) -> int:
+        """``max_steps``, or the workload's nominal seconds over the step length (at least
+        :data:`MIN_EPISODE_STEPS`: the default workload's 240 s are 30 steps of 8 s)."""
+        if self.max_steps is not None:
+            return int(self.max_steps)
+        seconds = workload_seconds(load_config(self.config))
+        return max(MIN_EPISODE_STEPS, int(math.ceil(seconds / float(self.step_duration) - 1e-9)))
+
     def env_config(self) -> dict[str, Any]:
         """The env's ``env_config`` (also Ray's): ``task_seed``/``config`` only when set."""
-        cfg = {k: getattr(self, k) for k in ("max_steps", "step_duration", "observation_window",
+        cfg = {k: getattr(self, k) for k in ("step_duration", "observation_window",
                                              "initial_workers", "phase_shuffle",
                                              "phase_shuffle_seed", "backend")}
+        cfg["max_steps"] = self.resolved_max_steps()
         if self.task_seed is not None:
             cfg["task_seed"] = int(self.task_seed)
         if self.config:

@@ -104,10 +104,11 @@ def test_test_sarsa_default_output_is_runs_eval_results(tmp_path):
 def test_spec_defaults():
     from rl_autoscaling.training.sarsa import build_parser
 
-    # The twin-tuned defaults of issue 12 (the SPEC §5 values are one flag away).
+    # The twin recipe (the seed's values: --recipe seed, tests/test_recipes.py).
     a = build_parser().parse_args([])
+    # max_steps None: the workload's length, 30 steps on the default workload
     assert (a.episodes, a.max_steps, a.step_duration, a.observation_window,
-            a.initial_workers, a.output_dir) == (5000, 30, 8.0, 8.0, 12, "runs")
+            a.initial_workers, a.output_dir) == (5000, None, 8.0, 8.0, 12, "runs")
     assert (a.epsilon, a.epsilon_min, a.epsilon_decay, a.alpha, a.gamma) == (
         0.40, 0.02, 0.999, 0.02, 0.985)
     assert (a.trace_lambda, a.trace_threshold, a.checkpoint_every, a.eval_episodes) == (

@@ -51,14 +51,16 @@ def result_rows(trial_dir: Path) -> list[dict]:
 
 @pytest.mark.parametrize("algo", ["sarsa", "dqn"])
 def test_packaged_specs_load_with_and_without_smoke(algo):
-    from rl_autoscaling.service.tune import training_keys
+    from rl_autoscaling.service.tune import load_experiment
 
-    spec = load_spec(TUNE_CONFIG_DIR / f"{algo}.yaml", algo, training_keys=training_keys(algo))
-    assert spec.name == algo and spec.env_config["max_steps"] == 30
-    assert spec.stop["training_iteration"] == {"sarsa": 100, "dqn": 120}[algo]
-    smoke = load_spec(TUNE_CONFIG_DIR / f"{algo}.yaml", algo, smoke=True,
-                      overrides={"training.gamma": 0.9})
+    spec = load_experiment(algo)
+    assert spec.name == algo and spec.env_config["max_steps"] == 30 and spec.seeds == 3
+    # the twin recipe's episodes: SARSA 5000 in batches of 100, DQN 240 (one per iteration)
+    assert spec.stop["training_iteration"] == {"sarsa": 50, "dqn": 240}[algo]
+    assert spec.evaluation["duration"] == 100
+    smoke = load_experiment(algo, smoke=True, overrides={"training.gamma": 0.9})
     assert smoke.stop["training_iteration"] < 5 and smoke.training["gamma"] == 0.9
+    assert smoke.seeds == 1
 
 
 def test_spec_errors_name_the_key(tmp_path):
@@ -142,8 +144,15 @@ def test_smoke_run_leaves_checkpoints_and_an_exported_run(tmp_path, algo, episod
     assert (trial / "progress.csv").exists() and list(trial.glob("events.out.tfevents.*"))
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert run_dir.name.startswith(f"{algo}_run_")
-    assert f"best trial run directory: {run_dir} (by eval_score, max)" in proc.stdout
+    assert f"best trial run directory: {run_dir} (models/{algo}_best" in proc.stdout
     check_exported_run(run_dir, algo, episodes)
+    # the delivered policy: the ranking rule's choice among the evaluated checkpoints,
+    # confirmed on the smoke budget's 10 fresh episodes, with its report
+    report = json.loads((run_dir / "policy_report.json").read_text())
+    suffix = ".pkl" if algo == "sarsa" else ".pt"
+    best = (run_dir / "models" / f"{algo}_best{suffix}").read_bytes()
+    assert best == (run_dir / "models" / (Path(report["source"]).name)).read_bytes()
+    assert report["episodes"] == 10 and report["frontier"] and "x_frontier" in report
     rows = result_rows(trial)
     assert all("autoscaling" in r and "final_qos_mean" in r["autoscaling"] for r in rows)
     header = (trial / "progress.csv").read_text().splitlines()[0].split(",")
@@ -161,7 +170,8 @@ def test_smoke_run_leaves_checkpoints_and_an_exported_run(tmp_path, algo, episod
 def test_interrupted_experiment_resumes_from_its_checkpoint(tmp_path):
     args = ["--algo", "sarsa", "--storage-path", tmp_path / "tune", "--output", tmp_path / "runs",
             "--set", "stop.time_total_s=8", "--set", "stop.training_iteration=1000000",
-            "--set", "checkpoint.frequency=100", "--set", "evaluation.interval=0"]
+            "--set", "checkpoint.frequency=100", "--set", "evaluation.interval=0",
+            "--set", "seeds=1", "--set", "training.episodes_per_iteration=1"]
     first = run_tune(*args, popen=True)
     exp = tmp_path / "tune" / "sarsa"
     deadline = time.time() + 240
@@ -341,3 +351,20 @@ def _kill_9_then_resume(tmp_path, args, ray_tmp: str) -> None:
     episodes = json.loads((run / "training_metrics.json").read_text())["episodes"]
     last_episode = max(e["episode"] for r in result_rows(trial) for e in r["training_episodes"])
     assert [e["episode"] for e in episodes] == list(range(1, last_episode + 1))
+
+
+def test_training_seeds_each_get_their_own_seed_and_workload_stream():
+    """spec.seeds training seeds: a grid over the RLlib seed, each trial's task seed moving
+    with it (resolved by Tune's own variant generator, no Ray start)."""
+    from ray.tune.search.variant_generator import generate_variants
+
+    from rl_autoscaling.service.tune import load_experiment, param_space
+
+    spec = load_experiment("sarsa")
+    trials = [cfg for _, cfg in generate_variants(param_space(spec, 7))]
+    assert [(t["seed"], t["env_config"]["task_seed"]) for t in trials] == [
+        (7, 42), (8, 1042), (9, 2042)]
+    assert all(t["training"] == trials[0]["training"] for t in trials)
+    one = load_experiment("sarsa", overrides={"seeds": 1})
+    (single,) = [cfg for _, cfg in generate_variants(param_space(one, 7))]
+    assert (single["seed"], single["env_config"]["task_seed"]) == (7, 42)

@@ -33,10 +33,9 @@ def peak_rss_mib() -> float:
 
 def bench_sim(episodes: int, policy: str, seed: int = 0) -> dict[str, float]:
     """Run ``episodes`` episodes with a ``random`` or ``fixed`` policy; return the figures."""
-    from ..env import OpenFaaSAutoscalingEnv
+    from ..env import EnvSettings, OpenFaaSAutoscalingEnv
 
-    env = OpenFaaSAutoscalingEnv(max_steps=30, step_duration=8, observation_window=8,
-                                 initial_workers=12)
+    env = OpenFaaSAutoscalingEnv.from_env_config(EnvSettings().env_config())
     rng = np.random.default_rng(seed)
     pick: Callable[[], int] = (lambda: int(rng.integers(3))) if policy == "random" else (lambda: 1)
     steps = tasks = 0

@@ -24,8 +24,11 @@ import sys
 import time
 from typing import Sequence
 
-ENV_CONFIG = {"max_steps": 30, "step_duration": 8, "observation_window": 8,
-              "initial_workers": 12}
+from ..env import EnvSettings
+
+#: The recipe's env on the default workload (30 steps of 8 s, 8 s window, 12 workers).
+ENV_CONFIG = {k: v for k, v in EnvSettings().env_config().items()
+              if k in ("max_steps", "step_duration", "observation_window", "initial_workers")}
 
 
 def build_parser() -> argparse.ArgumentParser:

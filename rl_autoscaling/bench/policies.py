@@ -34,6 +34,7 @@ every agent) to ``<output-dir>/bench_<UTC ts>/``.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import subprocess
@@ -48,6 +49,7 @@ from ..common.errors import UserError, run_guarded
 from ..common.modelio import atomic_write_json, atomic_write_text
 from ..common.rundir import new_run_dir
 from ..config import load_config
+from ..env import EnvSettings
 from ..farm.workload import episode_steps
 from ..policies.hpa import SERVICE_TIME
 from ..training.calibration import (
@@ -67,8 +69,9 @@ WORKLOADS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "spike": ({"config": "spike"}, ["--config", "spike"]),
     "ramp": ({"config": "ramp"}, ["--config", "ramp"]),
 }
-ENV_ARGS = {"max_steps": 30, "step_duration": 8.0, "observation_window": 8.0,
-            "initial_workers": 12}
+#: The recipe's env on the default workload (30 steps of 8 s, 8 s window, 12 workers).
+ENV_ARGS = {k: v for k, v in EnvSettings().env_config().items()
+            if k in ("max_steps", "step_duration", "observation_window", "initial_workers")}
 BASELINES = ("StaticBest", "KedaCalibrated", "HpaCalibrated", "Keda", "Hpa", "ReactiveMaximum")
 CLAIRVOYANT = "Clairvoyant"
 METRICS = (("final_qos", "final QoS", 4), ("mean_workers", "mean workers", 2),
@@ -263,10 +266,13 @@ def run_protocol(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     for algo in args.algos:
         for train_on in args.train_workloads:
             units: dict[str, list] = {w: [] for w in args.workloads}
-            walls = []
+            walls, reported = [], []
             for k in range(args.train_seeds):
                 model, wall = train(algo, train_on, k, out, extra, args.max_steps)
                 walls.append(wall)
+                report_path = model.parents[1] / "policy_report.json"
+                reported.append(json.loads(report_path.read_text()).get("slo_met")
+                                if report_path.is_file() else None)
                 policy = load_trained(algo, model)
                 for workload in args.workloads:
                     env = make_env(workload, args.max_steps)
@@ -278,9 +284,15 @@ def run_protocol(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                 name = algo.upper() if workload == train_on else f"{algo.upper()}@{train_on}"
                 if workload != train_on and not args.shift:
                     continue
+                held_out = [float(np.mean(u["final_qos"])) for u in units[workload]]
+                met = [q >= args.slo for q in held_out]
                 results["workloads"][workload]["agents"][name] = {
                     **summarise(units[workload]), "train_wall_s": mean_ci95(walls),
-                    "trained_on": train_on}
+                    "trained_on": train_on, "held_out_qos_per_seed": held_out,
+                    "slo_met_seeds": int(sum(met)),
+                    "report_slo_met": reported if workload == train_on else None,
+                    "report_agrees": (int(sum(r == m for r, m in zip(reported, met)))
+                                      if workload == train_on else None)}
     return results
 
 
@@ -308,6 +320,19 @@ def format_report(results: Mapping[str, Any]) -> str:
             cells = [f"{row[k][0]:.{d}f} +- {row[k][1]:.{d}f}" for k, _, d in METRICS]
             label = f"{name} ({row['episodes']} seeds)" if name == CLAIRVOYANT else name
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+        for name, row in data["agents"].items():
+            if "slo_met_seeds" not in row:
+                continue
+            n = len(row["held_out_qos_per_seed"])
+            line = (f"- {name}: the chosen model meets the SLO on the held-out seeds for "
+                    f"{row['slo_met_seeds']} of {n} training seeds (final QoS per seed: "
+                    + ", ".join(f"{q:.4f}" for q in row["held_out_qos_per_seed"]) + ")")
+            if row.get("report_agrees") is not None:
+                said = sum(bool(r) for r in row["report_slo_met"])
+                line += (f"; its policy report said met for {said} of {n}, agreeing with "
+                         f"the held-out verdict for {row['report_agrees']} of {n}")
+            lines.append(line)
         lines.append("")
     return "\n".join(lines)
 

@@ -191,13 +191,14 @@ def export_experiment(results, algo: str, output: Path, metric: str = "eval_scor
     return {"runs": runs, "best": runs[str(best)] if best is not None else None}
 
 
-def deliver_policy(runs: Mapping[str, str], algo: str) -> tuple[Path | None, dict[str, Any]]:
+def deliver_policy(runs: Mapping[str, str], algo: str, confirm_episodes: int = 100
+                   ) -> tuple[Path | None, dict[str, Any]]:
     """The service's deliverable: among every evaluated checkpoint of every exported trial,
     the model the project's ranking rule chooses, confirmed on greedy episodes no trial
     trained on (``training.report``); written as ``models/<algo>_best.*`` with
     ``policy_report.json`` / ``.png`` into the run directory it came from. Returns (that
     run directory or None, the report)."""
-    from ..training.report import Candidate, evaluation_env, write_best
+    from ..training.report import Candidate, confirm_seeds, evaluation_env, write_best
 
     desc = algorithm(algo)
     candidates: list[Candidate] = []
@@ -225,7 +226,8 @@ def deliver_policy(runs: Mapping[str, str], algo: str) -> tuple[Path | None, dic
         slo = float(env.farm_config.reward.slo_cost.qos_target)
         return write_best(candidates, desc.load_policy, env, slo, lambda c: owner[c.path],
                           f"{algo}_best{desc.model_suffix}", algo=algo,
-                          settings={"trials": len(runs), "env_config": env_config})
+                          settings={"trials": len(runs), "env_config": env_config},
+                          seeds=confirm_seeds(confirm_episodes))
     finally:
         env.close()
 

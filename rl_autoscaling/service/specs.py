@@ -6,6 +6,7 @@ A spec file (see ``tune_configs/``) has these sections; unknown keys are errors 
     name: dqn                      # experiment directory under --storage-path
     num_samples: 1
     seeds: 3                       # training seeds of each sample, trained side by side
+    confirm_episodes: 100          # fresh greedy episodes confirming the delivered model
     metric: eval_score             # what picks the best trial (and drives scheduler/search)
     mode: max
     scheduler: {type: asha, grace_period: 2, reduction_factor: 2}   # or fifo (default)
@@ -35,8 +36,8 @@ import yaml
 
 from ..config import ConfigError, apply_overrides
 
-TOP_KEYS = {"algo", "name", "num_samples", "seeds", "metric", "mode", "stop", "checkpoint",
-            "evaluation", "resources", "failure", "env_config", "training", "smoke",
+TOP_KEYS = {"algo", "name", "num_samples", "seeds", "confirm_episodes", "metric", "mode", "stop",
+            "checkpoint", "evaluation", "resources", "failure", "env_config", "training", "smoke",
             "scheduler", "search"}
 SECTION_KEYS = {
     "checkpoint": {"frequency", "num_to_keep", "at_end"},
@@ -60,6 +61,7 @@ class ExperimentSpec:
     name: str
     num_samples: int = 1
     seeds: int = 3          # training seeds trained side by side (each sample runs all of them)
+    confirm_episodes: int = 100  # fresh greedy episodes confirming the delivered model
     metric: str = "eval_score"  # service.kpis.eval_score of the latest greedy evaluation
     mode: str = "max"
     stop: dict[str, Any] = field(default_factory=lambda: {"training_iteration": 100})
@@ -192,7 +194,7 @@ def _check_sections(data: Mapping[str, Any], training_keys: set[str] | None) -> 
 
 def _build_spec(data: Mapping[str, Any], algo: str) -> ExperimentSpec:
     spec = ExperimentSpec(algo=algo, name=data.get("name", algo))
-    for key in ("num_samples", "seeds", "metric", "mode"):
+    for key in ("num_samples", "seeds", "confirm_episodes", "metric", "mode"):
         if key in data:
             setattr(spec, key, data[key])
     for section in ("stop", "checkpoint", "evaluation", "resources", "failure", "scheduler",
@@ -200,7 +202,7 @@ def _build_spec(data: Mapping[str, Any], algo: str) -> ExperimentSpec:
         getattr(spec, section).update(data.get(section, {}))
     spec.env_config = dict(data.get("env_config", {}))
     spec.training = dict(data.get("training", {}))
-    for key in ("num_samples", "seeds"):
+    for key in ("num_samples", "seeds", "confirm_episodes"):
         value = getattr(spec, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")

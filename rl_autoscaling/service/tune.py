@@ -342,6 +342,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def load_experiment(algo: str, recipe: str = DEFAULT_RECIPE, path: str | Path | None = None,
+                    smoke: bool = False, overrides: Mapping[str, Any] | None = None
+                    ) -> ExperimentSpec:
+    """The experiment a ``tune`` command runs: the spec file (default
+    ``tune_configs/<algo>.yaml``) over ``recipe``'s sections (env, training, iterations,
+    checkpoints, evaluations), then ``--smoke`` and ``--set`` overrides."""
+    from ..env import EnvSettings
+
+    env = recipe_instance(EnvSettings, recipe).env_config()
+    return load_spec(path or TUNE_CONFIG_DIR / f"{algo}.yaml", algo, smoke=smoke,
+                     overrides=overrides, training_keys=training_keys(algo),
+                     base=algorithm(algo).recipe_spec(recipe, env))
+
+
 def run(args: argparse.Namespace) -> int:
     config_path = args.config or TUNE_CONFIG_DIR / f"{args.algo}.yaml"
     overrides = parse_set(args.set)
@@ -349,12 +363,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["num_samples"] = args.num_samples
     if args.name:
         overrides["name"] = args.name
-    from ..env import EnvSettings
-
-    env = recipe_instance(EnvSettings, args.recipe).env_config()
-    spec = load_spec(config_path, args.algo, smoke=args.smoke, overrides=overrides,
-                     training_keys=training_keys(args.algo),
-                     base=algorithm(args.algo).recipe_spec(args.recipe, env))
+    spec = load_experiment(args.algo, args.recipe, config_path, smoke=args.smoke,
+                           overrides=overrides)
     validate_spec(spec)  # bad trial settings fail here, before Ray starts
     storage = args.storage_path if "://" in str(args.storage_path) else (
         args.storage_path.expanduser().resolve())
@@ -387,7 +397,7 @@ def run(args: argparse.Namespace) -> int:
                                  mode=spec.mode)
     for trial_dir, run_dir in exported["runs"].items():
         print(f"exported {trial_dir} -> {run_dir}")
-    best_dir, report = deliver_policy(exported["runs"], args.algo)
+    best_dir, report = deliver_policy(exported["runs"], args.algo, spec.confirm_episodes)
     if best_dir is not None:
         print(report_line(report))
         print(f"best trial run directory: {best_dir} (models/{args.algo}_best, policy_report.json"

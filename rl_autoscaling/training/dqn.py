@@ -157,7 +157,7 @@ class DqnTrainer:
 
         self.args, self.env_config, self.hp, self.log = args, dict(env_config), hp, log
         self.schedule = epsilon_schedule(hp.epsilon_start, hp.epsilon_end, hp.epsilon_decay,
-                                         args.max_steps)
+                                         int(self.env_config["max_steps"]))
         register_dqn_env()
         self.algo = dqn_config(hp, self.env_config, seed=args.seed).build_algo()
         (self.train_env,) = training_envs(self.algo)

@@ -1,0 +1,106 @@
+"""Named recipes and their one owner per default (rl_autoscaling.common.settings).
+
+The ``seed`` recipe must reproduce the original toolkit's settings: the values below are the
+ones its README documents (its ``train_sarsa`` / ``train_dqn`` sections and flag lists) and
+the original code's defaults where the README gives none (docs/algorithms.md records them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from rl_autoscaling.algorithms.dqn.config import DqnHyperparams
+from rl_autoscaling.algorithms.sarsa.tabular import DEFAULT_BINS, SarsaHyperparams
+from rl_autoscaling.env import EnvSettings
+
+# The original toolkit's values (README "Training SARSA" / "Training DQN" and the defaults of
+# its train_sarsa.py / train_dqn.py / rl_environment.py).
+ORIGINAL_ENV = {"max_steps": 30, "step_duration": 8.0, "observation_window": 8.0,
+                "initial_workers": 12, "task_seed": 42, "phase_shuffle": False,
+                "phase_shuffle_seed": None, "reward_profile": "seed"}
+ORIGINAL_SARSA = {"episodes": 100, "alpha": 0.025, "gamma": 0.985, "epsilon": 0.40,
+                  "epsilon_min": 0.10, "epsilon_decay": 0.995, "trace_lambda": 0.5,
+                  "trace_threshold": 1e-5, "checkpoint_every": 10, "eval_episodes": 3,
+                  "seed": 42, "bins": list(DEFAULT_BINS), "tie_action": -1,
+                  "explore_starts": 0.0}
+ORIGINAL_DQN = {"episodes": 120, "gamma": 0.97, "learning_rate": 3e-4, "epsilon_end": 0.05,
+                "epsilon_decay": 0.98, "batch_size": 64, "replay_capacity": 75000,
+                "target_update": 600, "target_tau": 0.01, "warmup_steps": 400,
+                "max_grad_norm": 3.0, "hidden_layers": [128, 64], "checkpoint_every": 10,
+                "eval_episodes": 5, "seed": 42}
+
+
+def _parsed(module, argv):
+    parser = module.build_parser("seed" if "--recipe" in argv else "twin")
+    return {k: list(v) if isinstance(v, tuple) else v
+            for k, v in vars(parser.parse_args(argv)).items()}
+
+
+@pytest.mark.parametrize("trainer,original", [("sarsa", ORIGINAL_SARSA), ("dqn", ORIGINAL_DQN)])
+def test_seed_recipe_reproduces_the_original_toolkits_settings(trainer, original):
+    import importlib
+
+    module = importlib.import_module(f"rl_autoscaling.training.{trainer}")
+    args = _parsed(module, ["--recipe", "seed"])
+    for key, value in {**ORIGINAL_ENV, **original}.items():
+        assert args[key] == value, key
+    # and the twin recipe differs where the project knows better
+    twin = _parsed(module, [])
+    assert twin["reward_profile"] == "slo_cost" and twin["episodes"] > original["episodes"]
+
+
+@pytest.mark.parametrize("algo,original", [("sarsa", ORIGINAL_SARSA), ("dqn", ORIGINAL_DQN)])
+def test_tune_seed_recipe_trains_the_original_settings(algo, original):
+    from rl_autoscaling.service.tune import load_experiment
+
+    spec = load_experiment(algo, "seed")
+    hp = {k: v for k, v in original.items() if k in spec.training}
+    assert hp and all(spec.training[k] == v for k, v in hp.items()), spec.training
+    env = {k: v for k, v in ORIGINAL_ENV.items() if k in spec.env_config}
+    assert all(spec.env_config[k] == v for k, v in env.items())
+    assert spec.env_config["reward.profile"] == "seed"
+    per_iteration = spec.training.get("episodes_per_iteration", 1)
+    assert spec.stop["training_iteration"] * per_iteration == original["episodes"]
+    assert spec.evaluation["duration"] == original["eval_episodes"]
+    assert spec.checkpoint["frequency"] * per_iteration == original["checkpoint_every"]
+
+
+def _set_default(monkeypatch, cls, name, value):
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    monkeypatch.setattr(f, "default", value)
+
+
+def test_each_default_has_one_owner(monkeypatch, capsys):
+    """Changing a default in its settings model changes the trainer's --help, the Tune trial
+    config and the RLlib config built from it."""
+    from rl_autoscaling.algorithms.sarsa.algorithm import SarsaLambdaConfig
+    from rl_autoscaling.service.tune import algorithm_config, load_experiment
+    from rl_autoscaling.training import dqn, sarsa
+
+    _set_default(monkeypatch, SarsaHyperparams, "alpha", 0.0123)
+    _set_default(monkeypatch, DqnHyperparams, "learning_rate", 0.000777)
+    _set_default(monkeypatch, EnvSettings, "initial_workers", 17)
+
+    sarsa_help = sarsa.build_parser().format_help()
+    dqn_help = dqn.build_parser().format_help()
+    assert "(default 0.0123; seed: 0.025)" in sarsa_help
+    assert "(default 0.000777; seed: 0.0003)" in dqn_help
+    assert " ".join(sarsa_help.split()).count("workers at reset (default 17)") == 1
+    assert sarsa.build_parser().parse_args([]).alpha == 0.0123
+
+    s = load_experiment("sarsa")
+    d = load_experiment("dqn")
+    assert s.training["alpha"] == 0.0123 and d.training["learning_rate"] == 0.000777
+    assert s.env_config["initial_workers"] == 17 == d.env_config["initial_workers"]
+
+    params = {"env_config": dict(s.env_config), "training": dict(s.training), "seed": 1,
+              "evaluation": {}, "resources": {}}
+    assert algorithm_config("sarsa", params).alpha == 0.0123
+    assert SarsaLambdaConfig().alpha == 0.0123
+    params = {"env_config": dict(d.env_config), "training": dict(d.training), "seed": 1,
+              "evaluation": {}, "resources": {}}
+    assert algorithm_config("dqn", params).lr == 0.000777
+    # the seed recipe keeps its own value
+    assert load_experiment("sarsa", "seed").training["alpha"] == 0.025
