@@ -19,9 +19,9 @@ import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
-from unittest.mock import patch
 
 from ..algorithms.registry import ALGORITHMS, algorithm
+from ..common.envvars import environ
 from ..common.errors import EXIT_INTERRUPTED, error_message, run_guarded, signals_interrupt
 from ..common.settings import DEFAULT_RECIPE, add_recipe_flag, recipe_instance
 from ..config import ConfigError
@@ -381,7 +381,7 @@ def run(args: argparse.Namespace) -> int:
     check_resources(spec, float(ray.cluster_resources().get("CPU", 0.0)))
     tuner, resumed = build_tuner(spec, storage if isinstance(storage, Path) else Path(storage),
                                  args.resume, args.seed)
-    with signals_interrupt(), patch.dict(os.environ, snapshot_env()):
+    with signals_interrupt(), environ(snapshot_env()):
         results = tuner.fit()  # (ray.init installed its own SIGTERM handler)
     exported = export_experiment(results, args.algo, args.output, metric=spec.metric,
                                  mode=spec.mode)
