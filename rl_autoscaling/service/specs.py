@@ -1,6 +1,7 @@
 """Experiment specs for ``python -m rl_autoscaling.tune``: YAML -> validated, with search spaces.
 
-A spec file (see ``tune_configs/``) has these sections; unknown keys are errors naming them::
+A spec file (see the top-level ``tune_configs/``; the wheel ships it as
+``rl_autoscaling/tune_configs/``) has these sections; unknown keys are errors naming them::
 
     algo: dqn                      # sarsa | dqn
     name: dqn                      # experiment directory under --storage-path
@@ -51,7 +52,17 @@ SECTION_KEYS = {
 SCHEDULERS = ("fifo", "asha")
 SEARCHERS = ("basic", "optuna")  # basic: Tune's grid/random variant generator
 SPACES = ("grid", "choice", "uniform", "loguniform", "randint", "quniform")
-TUNE_CONFIG_DIR = Path(__file__).resolve().parent / "tune_configs"
+
+
+def _tune_config_dir() -> Path:
+    """The shipped specs: ``rl_autoscaling/tune_configs/`` of an installed wheel, else the
+    top-level ``tune_configs/`` of the source checkout (an editable install, a PYTHONPATH)."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "tune_configs"
+    return installed if installed.is_dir() else package.parent / "tune_configs"
+
+
+TUNE_CONFIG_DIR = _tune_config_dir()
 
 
 @dataclass
