@@ -355,7 +355,7 @@ def test_spec_picks_asha_and_rejects_unknown_searchers():
         "scheduler.type": "asha", "scheduler.grace_period": 2})
     cfg = tune_config(spec)
     assert type(cfg.scheduler).__name__ == "AsyncHyperBandScheduler"
-    assert (cfg.metric, cfg.mode, cfg.reuse_actors) == ("eval_score", "max", True)
+    assert (cfg.metric, cfg.mode, cfg.reuse_actors) == ("eval_score", "max", False)
     with pytest.raises(ConfigError, match="search.type"):
         load_spec(TUNE_CONFIG_DIR / "dqn.yaml", "dqn", overrides={"search.type": "hyperopt"})
 

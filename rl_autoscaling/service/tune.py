@@ -244,8 +244,10 @@ def tune_config(spec: ExperimentSpec):
 
         search_alg = ConcurrencyLimiter(search_alg,
                                         max_concurrent=int(spec.search["max_concurrent"]))
+    # No actor reuse: an RLlib Algorithm cannot reset_config(), so Tune fails every trial
+    # that would start in a finished trial's actor (num_samples > trials running at once).
     return tune.TuneConfig(num_samples=spec.num_samples, metric=spec.metric, mode=spec.mode,
-                           scheduler=scheduler, search_alg=search_alg, reuse_actors=True)
+                           scheduler=scheduler, search_alg=search_alg, reuse_actors=False)
 
 
 def training_seeds(spec: ExperimentSpec, seed: int) -> list[int]:
