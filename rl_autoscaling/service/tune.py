@@ -129,6 +129,8 @@ def _is_flat(config: Any) -> bool:
 
 def trainable_class(algo: str) -> type:
     """The RLlib Algorithm class Tune runs, taking our flat per-trial parameters."""
+    from ray.tune.result import TRIAL_INFO
+
     base = algorithm(algo).algorithm_class()
 
     class AutoscalingTrainable(base):  # type: ignore[misc, valid-type]
@@ -136,9 +138,13 @@ def trainable_class(algo: str) -> type:
 
         def __init__(self, config=None, **kwargs):
             self._farm_params = dict(config) if _is_flat(config) else {}
+            trial_info = self._farm_params.get(TRIAL_INFO)
             if _is_flat(config):
                 config = algorithm_config(algo, config)
             super().__init__(config=config, **kwargs)
+            # Tune's trial info (experiment and trial names: the KPI gauges' tags) is lost
+            # when RLlib turns the dict into an AlgorithmConfig before Trainable reads it.
+            self._trial_info = self._trial_info or trial_info
 
         def save_checkpoint(self, checkpoint_dir):
             out = super().save_checkpoint(checkpoint_dir)
