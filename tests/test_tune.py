@@ -8,11 +8,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -248,44 +246,6 @@ def test_interrupted_experiment_resumes_from_its_checkpoint(tmp_path):
     assert resumed[0]["training_iteration"] > 1
     assert (resumed[0]["training_iteration"] - 1) % 100 == 0
     assert resumed[-1]["done"] and resumed[-1]["training_iteration"] > before[-1]["training_iteration"] - 100
-
-
-@pytest.mark.ray
-def test_kpis_reach_the_nodes_prometheus_export(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    script = textwrap.dedent(f"""
-        import time, urllib.request
-        import ray
-        ray.init(num_cpus=1, include_dashboard=False, _metrics_export_port={port})
-        from rl_autoscaling.service.tune import algorithm_config
-        algo = algorithm_config("sarsa", {{"env_config": {{"max_steps": 10, "task_seed": 1}},
-                                           "training": {{}}, "evaluation": {{}},
-                                           "resources": {{}}}}).build_algo()
-        for _ in range(3):
-            algo.train()
-        deadline, names = time.time() + 90, set()
-        while time.time() < deadline and len(names) < 5:
-            try:
-                text = urllib.request.urlopen("http://127.0.0.1:{port}/metrics", timeout=5).read()
-            except OSError:
-                text = b""
-            names = {{line.split("{{")[0] for line in text.decode().splitlines()
-                     if line.startswith("ray_rl_autoscaling")}}
-            time.sleep(1)
-        print("FOUND", sorted(names))
-        algo.stop()
-        ray.shutdown()
-    """)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
-    found = [line for line in proc.stdout.splitlines() if line.startswith("FOUND")]
-    assert found, proc.stdout[-2000:] + proc.stderr[-2000:]
-    for name in ("final_qos", "mean_workers", "scaling_actions", "reward"):
-        assert f"ray_rl_autoscaling_episode_{name}" in found[0]
-    assert "ray_rl_autoscaling_episodes_total" in found[0]
 
 
 # --------------------------------------------------------------------------- issue 13
