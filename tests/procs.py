@@ -17,6 +17,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 HEAD_START_TIMEOUT = 180
+#: Ray's client/auth variables, never inherited from the user's environment
+AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
 
 
 def free_ports(n: int) -> list[int]:
@@ -82,10 +84,14 @@ def get_json(url: str, timeout: float = 10, headers: dict | None = None):
 
 class RayHead:
     """``ray start --head --block`` of this interpreter's environment (plus ``env``), in its
-    own session, on free ports, with token authentication (``auth_env`` for its clients)."""
+    own session, on free ports, with token authentication: ``token`` (default: a new one)
+    given to the head in ``RAY_AUTH_TOKEN`` (``auth_env``, for its clients too), or with
+    ``token_in_env=False`` only what the head finds itself (e.g. ``home``'s
+    ``~/.ray/auth_token``)."""
 
     def __init__(self, num_cpus: int = 2, home: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, token: str | None = None,
+                 token_in_env: bool = True) -> None:
         # Short path: Ray's unix sockets live under it (107-byte limit on socket paths).
         self.temp_dir = tempfile.mkdtemp(prefix="rlh", dir="/tmp")
         #: the HOME of the head's processes (and so of its jobs); default: this user's
@@ -94,17 +100,16 @@ class RayHead:
          agent_grpc, runtime_env_agent, metrics) = free_ports(9)
         self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
         self.gcs, self.metrics_port = f"127.0.0.1:{gcs}", metrics
-        self.token = secrets.token_hex(32)
+        self.token = token or secrets.token_hex(32)
         self.auth_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
         self.headers = {"Authorization": f"Bearer {self.token}"}
         bindir = str(Path(sys.executable).parent)
         # The job's entrypoint runs `python`: the head's workers inherit this PATH, so that is
         # this venv's python (with ray and torch), as on a cluster whose image has them.
-        self.env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
-                    "RAY_TMPDIR": self.temp_dir, "RAY_USAGE_STATS_ENABLED": "0",
-                    **self.auth_env}
-        self.env.pop("RAY_ADDRESS", None)
-        self.env.pop("RAY_AUTH_TOKEN_PATH", None)
+        self.env = {k: v for k, v in os.environ.items() if k not in AUTH_VARS}
+        self.env.update({"PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+                         "RAY_TMPDIR": self.temp_dir, "RAY_USAGE_STATS_ENABLED": "0",
+                         **(self.auth_env if token_in_env else {})})
         self.env.pop("RL_AUTOSCALING_STORAGE", None)
         if home is not None:
             self.env["HOME"] = str(home)
