@@ -30,9 +30,12 @@ def ray_local():
 
 
 def source_data_files() -> set[str]:
-    """Every non-Python file of the source package, as a wheel path."""
-    return {str(p.relative_to(ROOT)) for p in (ROOT / "rl_autoscaling").rglob("*")
-            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
+    """Every non-Python file of the source package and every Tune spec of the top-level
+    ``tune_configs/`` (shipped as ``rl_autoscaling/tune_configs/``), as a wheel path."""
+    package = {str(p.relative_to(ROOT)) for p in (ROOT / "rl_autoscaling").rglob("*")
+               if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
+    return package | {f"rl_autoscaling/tune_configs/{p.name}"
+                      for p in (ROOT / "tune_configs").iterdir() if p.is_file()}
 
 
 @pytest.fixture(scope="session")
@@ -42,10 +45,11 @@ def installed_wheel(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("wheel")
     src = root / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "rl_autoscaling", src / "rl_autoscaling",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("rl_autoscaling", "tune_configs"):
+        shutil.copytree(ROOT / name, src / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     # No build isolation: setuptools comes from this environment (works offline).
     subprocess.run([*pip, "wheel", str(src), "--no-deps", "--no-build-isolation",

@@ -98,12 +98,13 @@ def test_kpi_metrics_are_tagged_with_algorithm_experiment_and_trial(recorded_met
     for metric in recorded_metrics.values():
         assert metric.tag_keys == ("algo", "experiment", "trial")
     algorithm = SimpleNamespace(
-        _trial_info=SimpleNamespace(experiment_name="dqn-sweep", trial_id="ab12c_00003"))
+        _trial_info=SimpleNamespace(experiment_name="dqn-sweep",
+                                    trial_name="DQNFarm_ab12c_00003"))
     record = {"final_qos": 0.93, "mean_workers": 11.5, "total_reward": -4.0,
               "scale_up_count": 3, "scale_down_count": 1}
     kpis.AutoscalingCallbacks().on_train_result(
         algorithm=algorithm, result={"training_episodes": [record]})
-    tags = {"algo": "simplenamespace", "experiment": "dqn-sweep", "trial": "ab12c_00003"}
+    tags = {"algo": "simplenamespace", "experiment": "dqn-sweep", "trial": "DQNFarm_ab12c_00003"}
     assert recorded_metrics["final_qos"].samples == [(0.93, tags)]
     assert recorded_metrics["scaling_actions"].samples == [(4.0, tags)]
     assert recorded_metrics["episodes"].samples == [(1, tags)]

@@ -13,19 +13,16 @@ import os
 import secrets
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-from procs import free_ports, pids_using, stop_ray_head
+from procs import AUTH_VARS, RayHead, pids_using
 
 from rl_autoscaling.service import ray_auth
 
 ROOT = Path(__file__).resolve().parents[1]
-AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
 
 
 def _home_with_token(root: Path, name: str, token: str | None) -> Path:
@@ -87,66 +84,13 @@ def test_token_lookup_follows_rays_loader(clean_auth_env, monkeypatch):
 # --------------------------------------------------------------------------- a token-auth head
 
 
-class TokenHead:
-    """``ray start --head --block`` as the README starts it, with a token in ~/.ray only."""
-
-    def __init__(self, home: Path, num_cpus: int = 2) -> None:
-        self.temp_dir = tempfile.mkdtemp(prefix="rla", dir="/tmp")  # short: unix sockets
-        (self.gcs_port, self.dashboard_port, client, node_manager, object_manager, agent_http,
-         agent_grpc, runtime_env_agent, metrics) = free_ports(9)
-        self.gcs = f"127.0.0.1:{self.gcs_port}"
-        self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
-        bindir = str(Path(sys.executable).parent)
-        env = {k: v for k, v in os.environ.items() if k not in AUTH_VARS}
-        env.update({"HOME": str(home), "PYTHONPATH": str(ROOT), "RAY_TMPDIR": self.temp_dir,
-                    "RAY_USAGE_STATS_ENABLED": "0",
-                    "PATH": bindir + os.pathsep + os.environ.get("PATH", "")})
-        cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-               "--disable-usage-stats", f"--num-cpus={num_cpus}", "--num-gpus=0",
-               f"--temp-dir={self.temp_dir}", "--node-ip-address=127.0.0.1",
-               f"--port={self.gcs_port}", "--include-dashboard=true",
-               "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
-               f"--ray-client-server-port={client}", f"--node-manager-port={node_manager}",
-               f"--object-manager-port={object_manager}",
-               f"--dashboard-agent-listen-port={agent_http}",
-               f"--dashboard-agent-grpc-port={agent_grpc}",
-               f"--runtime-env-agent-port={runtime_env_agent}",
-               f"--metrics-export-port={metrics}", f"--object-store-memory={200 * 1024 * 1024}"]
-        self.log_path = Path(self.temp_dir) / "ray_start.out"
-        self.log = open(self.log_path, "w+")
-        self.proc = subprocess.Popen(cmd, cwd=self.temp_dir, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def dashboard_status(self, headers: dict | None = None) -> int:
-        request = urllib.request.Request(f"{self.dashboard}/api/version", headers=headers or {})
-        try:
-            with urllib.request.urlopen(request, timeout=5) as resp:
-                return resp.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
-
-    def wait_ready(self, headers: dict, timeout: float = 180) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ray start exited with {self.proc.returncode}:\n"
-                                   + self.output())
-            try:
-                if self.dashboard_status(headers) == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(1)
-        raise TimeoutError(f"Ray head not ready after {timeout}s:\n" + self.output())
-
-    def stop(self) -> None:
-        """This head only (see procs.stop_ray_head)."""
-        stop_ray_head(self.proc, self.temp_dir)
-        self.log.close()
+def dashboard_status(head: RayHead, headers: dict | None = None) -> int:
+    request = urllib.request.Request(f"{head.dashboard}/api/version", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 @pytest.fixture(scope="module")
@@ -156,11 +100,13 @@ def token_head(tmp_path_factory):
     homes = {"good": _home_with_token(root, "good", token),
              "wrong": _home_with_token(root, "wrong", secrets.token_hex(32)),
              "none": _home_with_token(root, "none", None)}
-    head = TokenHead(homes["good"])
+    # as the README starts it: a token in ~/.ray only
+    head = RayHead(home=homes["good"], env={"PYTHONPATH": str(ROOT)}, token=token,
+                   token_in_env=False)
     try:
-        head.wait_ready({"Authorization": f"Bearer {token}"})
+        head.wait_ready()
         # Ray turned token auth on by itself (a token was found): the REST API wants it.
-        assert head.dashboard_status() == 401, head.output()
+        assert dashboard_status(head) == 401, head.output()
         yield head, homes, token
     finally:
         head.stop()

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,82 +25,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from procs import free_ports, pids_using, stop_ray_head
+from procs import RayHead, get_json, pids_using
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAD_START_TIMEOUT = 180
 JOB_TIMEOUT = 600
-
-
-def _get_json(url: str, timeout: float = 10, headers: dict | None = None):
-    request = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(request, timeout=timeout) as resp:
-        return json.loads(resp.read().decode())
-
-
-class RayHead:
-    """``ray start --head --block`` of this interpreter's environment, in its own session."""
-
-    def __init__(self, num_cpus: int = 2, home: Path | None = None) -> None:
-        # Short path: Ray's unix sockets live under it (107-byte limit on socket paths).
-        self.temp_dir = tempfile.mkdtemp(prefix="rlh", dir="/tmp")
-        #: the HOME of the head's processes (and so of its jobs); default: this user's
-        self.home = home
-        (gcs, self.dashboard_port, client, node_manager, object_manager, agent_http,
-         agent_grpc, runtime_env_agent, metrics) = free_ports(9)
-        self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
-        self.token = secrets.token_hex(32)
-        self.auth_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
-        self.headers = {"Authorization": f"Bearer {self.token}"}
-        bindir = str(Path(sys.executable).parent)
-        # The job's entrypoint runs `python`: the head's workers inherit this PATH, so that is
-        # this venv's python (with ray and torch), as on a cluster whose image has them.
-        self.env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
-                    "RAY_TMPDIR": self.temp_dir, "RAY_USAGE_STATS_ENABLED": "0",
-                    **self.auth_env}
-        self.env.pop("RAY_ADDRESS", None)
-        self.env.pop("RAY_AUTH_TOKEN_PATH", None)
-        self.env.pop("RL_AUTOSCALING_STORAGE", None)
-        if home is not None:
-            self.env["HOME"] = str(home)
-        cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-               "--disable-usage-stats", f"--num-cpus={num_cpus}", "--num-gpus=0",
-               f"--temp-dir={self.temp_dir}", "--node-ip-address=127.0.0.1",
-               f"--port={gcs}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-               f"--dashboard-port={self.dashboard_port}", f"--ray-client-server-port={client}",
-               f"--node-manager-port={node_manager}",
-               f"--object-manager-port={object_manager}",
-               f"--dashboard-agent-listen-port={agent_http}",
-               f"--dashboard-agent-grpc-port={agent_grpc}",
-               f"--runtime-env-agent-port={runtime_env_agent}",
-               f"--metrics-export-port={metrics}",
-               f"--object-store-memory={200 * 1024 * 1024}"]
-        self.log = open(Path(self.temp_dir) / "ray_start.out", "w+")
-        self.proc = subprocess.Popen(cmd, cwd=self.temp_dir, env=self.env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def output(self) -> str:
-        self.log.flush()
-        return (Path(self.temp_dir) / "ray_start.out").read_text(errors="replace")[-4000:]
-
-    def wait_ready(self, timeout: float = HEAD_START_TIMEOUT) -> None:
-        """Until the Jobs API answers (the dashboard is up and the head node is alive)."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ray start exited with {self.proc.returncode}:\n"
-                                   + self.output())
-            try:
-                _get_json(f"{self.dashboard}/api/jobs/", timeout=5, headers=self.headers)
-                return
-            except (OSError, ValueError):
-                time.sleep(1)
-        raise TimeoutError(f"Ray head not ready after {timeout}s:\n" + self.output())
-
-    def stop(self) -> None:
-        """This head only (see procs.stop_ray_head)."""
-        stop_ray_head(self.proc, self.temp_dir)
-        self.log.close()
 
 
 @pytest.fixture
@@ -145,7 +71,7 @@ def test_submit_runs_a_smoke_experiment_as_a_ray_job(ray_head, tmp_path):
     assert "best trial run directory:" in proc.stdout, detail
 
     # The dashboard's job list knows the job, its entrypoint and metadata.
-    jobs = _get_json(f"{ray_head.dashboard}/api/jobs/", headers=ray_head.headers)
+    jobs = get_json(f"{ray_head.dashboard}/api/jobs/", headers=ray_head.headers)
     (job,) = [j for j in jobs if j.get("submission_id") == job_id]
     assert job["status"] == "SUCCEEDED"
     assert "exec python -m rl_autoscaling.tune --algo sarsa --address auto" in job["entrypoint"]
@@ -160,7 +86,7 @@ def test_submit_runs_a_smoke_experiment_as_a_ray_job(ray_head, tmp_path):
     assert job_id in {j.submission_id for j in client.list_jobs()}
     # The head does require the token.
     with pytest.raises(urllib.error.HTTPError) as denied:
-        _get_json(f"{ray_head.dashboard}/api/jobs/")
+        get_json(f"{ray_head.dashboard}/api/jobs/")
     assert denied.value.code in (401, 403)
 
     # The experiment's artefacts, in the persistent storage path and not in the job's
@@ -206,7 +132,7 @@ def test_submit_from_an_installed_wheel_uploads_the_package(ray_head, installed_
                           timeout=JOB_TIMEOUT)
     detail = f"{proc.stdout[-4000:]}\n{proc.stderr[-3000:]}\nhead:\n{ray_head.output()}"
     assert proc.returncode == 0 and "job wheel-e2e: SUCCEEDED" in proc.stdout, detail
-    (job,) = [j for j in _get_json(f"{ray_head.dashboard}/api/jobs/", headers=ray_head.headers)
+    (job,) = [j for j in get_json(f"{ray_head.dashboard}/api/jobs/", headers=ray_head.headers)
               if j.get("submission_id") == "wheel-e2e"]
     assert "working_dir" not in job["runtime_env"]
     (module,) = job["runtime_env"]["py_modules"]

@@ -1,7 +1,8 @@
 """The wheel runs anywhere: built from a copy of the source, installed into a bare directory
 and run from ``/`` (no source tree in sight), ``python -m rl_autoscaling.tune --smoke`` finds
-its packaged spec and farm config and trains. Every data file of the source package is in the
-wheel (pyproject's package-data).
+its packaged spec and farm config and trains. Every data file of the source package and every
+Tune spec of the top-level ``tune_configs/`` is in the wheel (pyproject's package-data and
+package-dir, setup.py's package list).
 
 ``PYTHONPATH`` puts the installed wheel ahead of the venv's editable install (setuptools'
 editable finder comes after the ``sys.path`` finders), and the test checks that the package
@@ -18,13 +19,18 @@ from pathlib import Path
 import pytest
 from conftest import source_data_files
 
+from rl_autoscaling.service.specs import TUNE_CONFIG_DIR
+
 
 def test_the_wheel_ships_the_specs_and_configs():
     data = source_data_files()
     for name in ("rl_autoscaling/py.typed", "rl_autoscaling/configs/default.yml",
-                 "rl_autoscaling/service/tune_configs/sarsa.yaml",
-                 "rl_autoscaling/service/tune_configs/dqn.yaml"):
+                 "rl_autoscaling/tune_configs/sarsa.yaml",
+                 "rl_autoscaling/tune_configs/dqn.yaml"):
         assert name in data
+    # One copy: a source checkout (PYTHONPATH, editable install) reads the top-level specs.
+    assert TUNE_CONFIG_DIR == Path(__file__).resolve().parents[1] / "tune_configs"
+    assert not (TUNE_CONFIG_DIR.parent / "rl_autoscaling" / "tune_configs").exists()
 
 
 @pytest.mark.ray
@@ -38,7 +44,7 @@ def test_tune_smoke_runs_from_the_installed_wheel(installed_wheel, tmp_path):
         cwd="/", env=env, capture_output=True, text=True, check=True, timeout=120)
     package_file, spec_dir = where.stdout.split()
     assert Path(package_file) == installed_wheel / "rl_autoscaling" / "__init__.py"
-    assert Path(spec_dir) == installed_wheel / "rl_autoscaling" / "service" / "tune_configs"
+    assert Path(spec_dir) == installed_wheel / "rl_autoscaling" / "tune_configs"
 
     storage, output = tmp_path / "tune", tmp_path / "runs"
     proc = subprocess.run(

@@ -16,7 +16,8 @@ report the same things:
   its two inputs; NaN before the first evaluation. The default Tune metric is ``eval_score``;
 * Ray custom metrics (``ray.util.metrics``) ``rl_autoscaling_episode_final_qos``,
   ``..._mean_workers``, ``..._scaling_actions``, ``..._reward`` (gauges, tagged with the
-  algorithm, the Tune experiment and the trial id) and the counter
+  algorithm, the Tune experiment's name (``--name``) and the trial's name, e.g.
+  ``SarsaLambdaFarm_1a2b3_00000`` as in Tune's progress table) and the counter
   ``rl_autoscaling_episodes_total``: they appear in the dashboard's
   Metrics view and in the node's Prometheus export (prefixed ``ray_``).
 """
@@ -31,7 +32,7 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 from ..common import ranking
 
 KPI_NAMES = ("final_qos", "mean_workers", "scaling_actions", "reward")
-TAG_KEYS = ("algo", "experiment", "trial")  # experiment/trial: the Tune experiment and trial id
+TAG_KEYS = ("algo", "experiment", "trial")  # the Tune experiment's and the trial's names
 METRIC_PREFIX = "rl_autoscaling_episode_"
 _METRICS: dict[str, Any] = {}
 
@@ -147,7 +148,7 @@ class AutoscalingCallbacks(RLlibCallback):
         records = result["training_episodes"]
         info = getattr(algorithm, "_trial_info", None)  # Tune's trial (None outside Tune)
         publish(records, _algo_name(algorithm), getattr(info, "experiment_name", "-"),
-                getattr(info, "trial_id", "-"))
+                getattr(info, "trial_name", "-"))
         result["autoscaling"] = summarise(records)
         result.update(evaluation_columns(algorithm, result))
         buffer = getattr(algorithm, "local_replay_buffer", None)

@@ -1,6 +1,8 @@
 """Experiment specs for ``python -m rl_autoscaling.tune``: YAML -> validated, with search spaces.
 
-A spec file (see ``tune_configs/``) has these sections; unknown keys are errors naming them::
+A spec file (see the top-level ``tune_configs/``; the wheel ships it as
+``rl_autoscaling/tune_configs/``) has these sections; unknown keys and values out of their
+bounds (the section models below) are errors naming them::
 
     algo: dqn                      # sarsa | dqn
     name: dqn                      # experiment directory under --storage-path
@@ -30,29 +32,130 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ..config import ConfigError, apply_overrides
 
 TOP_KEYS = {"algo", "name", "num_samples", "seeds", "confirm_episodes", "metric", "mode", "stop",
             "checkpoint", "evaluation", "resources", "failure", "env_config", "training", "smoke",
             "scheduler", "search"}
-SECTION_KEYS = {
-    "checkpoint": {"frequency", "num_to_keep", "at_end"},
-    "evaluation": {"interval", "duration"},
-    "resources": {"num_env_runners", "num_cpus_per_env_runner", "num_envs_per_env_runner"},
-    "failure": {"max_failures"},
-    "scheduler": {"type", "grace_period", "max_t", "reduction_factor"},
-    "search": {"type", "max_concurrent"},
-    "stop": {"training_iteration", "time_total_s", "timesteps_total",
-             "env_runners/episode_return_mean", "env_runners/num_env_steps_sampled_lifetime"},
-}
-SCHEDULERS = ("fifo", "asha")
-SEARCHERS = ("basic", "optuna")  # basic: Tune's grid/random variant generator
+
+
+# --------------------------------------------------------------------------- section models
+# One pydantic model per section: the allowed keys and each value's type and bounds. A default
+# of None marks a key that may be absent (Tune's or ExperimentSpec's default applies); a null
+# given for it is refused unless its type admits None.
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # pydantic would read true as 1
+        raise ValueError("a number is needed, not a boolean")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
+Count = Annotated[Int, Field(ge=0)]
+PositiveInt = Annotated[Int, Field(gt=0)]
+PositiveFloat = Annotated[Float, Field(gt=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StopSection(_Section):
+    """Tune's stop criteria: a trial stops at the first one reached."""
+
+    training_iteration: PositiveInt = None
+    time_total_s: PositiveFloat = None
+    timesteps_total: PositiveInt = None
+    episode_return_mean: Float = Field(
+        None, alias="env_runners/episode_return_mean")  # a return: any sign
+    num_env_steps_sampled_lifetime: PositiveInt = Field(
+        None, alias="env_runners/num_env_steps_sampled_lifetime")
+
+
+class CheckpointSection(_Section):
+    frequency: Count = None  # iterations; 0: none on the way
+    num_to_keep: PositiveInt | None = None  # null: keep all
+    at_end: bool = None
+
+
+class EvaluationSection(_Section):
+    interval: Count = None  # iterations; 0: no evaluation
+    duration: PositiveInt = None  # episodes per evaluation
+
+
+class ResourcesSection(_Section):
+    num_env_runners: Count = None
+    num_cpus_per_env_runner: Annotated[Float, Field(ge=0)] = None
+    num_envs_per_env_runner: PositiveInt = None
+
+
+class FailureSection(_Section):
+    max_failures: Annotated[Int, Field(ge=-1)] = None  # -1: retry forever
+
+
+class SchedulerSection(_Section):
+    type: Literal["fifo", "asha"] = None
+    grace_period: PositiveInt = None
+    max_t: PositiveInt = None
+    reduction_factor: Annotated[Float, Field(gt=1)] = None
+
+
+class SearchSection(_Section):
+    type: Literal["basic", "optuna"] = None  # basic: Tune's variant generator
+    max_concurrent: PositiveInt = None
+
+
+class TopLevel(_Section):
+    """The spec's scalar top-level keys."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: Annotated[str, Field(min_length=1)]
+    num_samples: PositiveInt
+    seeds: PositiveInt  # training seeds of each sample
+    confirm_episodes: PositiveInt  # fresh episodes confirming the delivered model
+    metric: Annotated[str, Field(min_length=1)]
+    mode: Literal["max", "min"]
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "stop": StopSection, "checkpoint": CheckpointSection, "evaluation": EvaluationSection,
+    "resources": ResourcesSection, "failure": FailureSection, "scheduler": SchedulerSection,
+    "search": SearchSection}
+SECTION_KEYS = {name: {f.alias or key for key, f in model.model_fields.items()}
+                for name, model in SECTIONS.items()}
+
+
+def _validated(model: type[BaseModel], data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``data`` checked by ``model`` (values coerced, absent keys left out); a
+    ``ConfigError`` naming the first bad key, its bound and the value given."""
+    try:
+        return model.model_validate(data).model_dump(by_alias=True, exclude_unset=True)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        key = ".".join([where, *map(str, err["loc"])] if where else map(str, err["loc"]))
+        msg = err["msg"][:1].lower() + err["msg"][1:]
+        raise ConfigError(f"{key}: {msg} (given: {err.get('input')!r})") from None
+
+
 SPACES = ("grid", "choice", "uniform", "loguniform", "randint", "quniform")
-TUNE_CONFIG_DIR = Path(__file__).resolve().parent / "tune_configs"
+
+
+def _tune_config_dir() -> Path:
+    """The shipped specs: ``rl_autoscaling/tune_configs/`` of an installed wheel, else the
+    top-level ``tune_configs/`` of the source checkout (an editable install, a PYTHONPATH)."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "tune_configs"
+    return installed if installed.is_dir() else package.parent / "tune_configs"
+
+
+TUNE_CONFIG_DIR = _tune_config_dir()
 
 
 @dataclass
@@ -197,21 +300,13 @@ def _build_spec(data: Mapping[str, Any], algo: str) -> ExperimentSpec:
     for key in ("num_samples", "seeds", "confirm_episodes", "metric", "mode"):
         if key in data:
             setattr(spec, key, data[key])
-    for section in ("stop", "checkpoint", "evaluation", "resources", "failure", "scheduler",
-                    "search"):
+    for section in SECTIONS:
         getattr(spec, section).update(data.get(section, {}))
     spec.env_config = dict(data.get("env_config", {}))
     spec.training = dict(data.get("training", {}))
-    for key in ("num_samples", "seeds", "confirm_episodes"):
-        value = getattr(spec, key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
-    if spec.mode not in ("max", "min"):
-        raise ConfigError(f"mode must be max or min, got {spec.mode!r}")
-    if spec.scheduler.get("type") not in SCHEDULERS:
-        raise ConfigError(f"scheduler.type must be one of {', '.join(SCHEDULERS)}, "
-                          f"got {spec.scheduler.get('type')!r}")
-    if spec.search.get("type") not in SEARCHERS:
-        raise ConfigError(f"search.type must be one of {', '.join(SEARCHERS)}, "
-                          f"got {spec.search.get('type')!r}")
+    top = _validated(TopLevel, vars(spec), "")
+    for key in ("name", "num_samples", "seeds", "confirm_episodes", "metric", "mode"):
+        setattr(spec, key, top[key])
+    for section, model in SECTIONS.items():
+        setattr(spec, section, _validated(model, getattr(spec, section), section))
     return spec

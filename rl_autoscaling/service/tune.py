@@ -19,9 +19,9 @@ import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
-from unittest.mock import patch
 
 from ..algorithms.registry import ALGORITHMS, algorithm
+from ..common.envvars import environ
 from ..common.errors import EXIT_INTERRUPTED, error_message, run_guarded, signals_interrupt
 from ..common.settings import DEFAULT_RECIPE, add_recipe_flag, recipe_instance
 from ..config import ConfigError
@@ -129,6 +129,8 @@ def _is_flat(config: Any) -> bool:
 
 def trainable_class(algo: str) -> type:
     """The RLlib Algorithm class Tune runs, taking our flat per-trial parameters."""
+    from ray.tune.result import TRIAL_INFO
+
     base = algorithm(algo).algorithm_class()
 
     class AutoscalingTrainable(base):  # type: ignore[misc, valid-type]
@@ -136,9 +138,13 @@ def trainable_class(algo: str) -> type:
 
         def __init__(self, config=None, **kwargs):
             self._farm_params = dict(config) if _is_flat(config) else {}
+            trial_info = self._farm_params.get(TRIAL_INFO)
             if _is_flat(config):
                 config = algorithm_config(algo, config)
             super().__init__(config=config, **kwargs)
+            # Tune's trial info (experiment and trial names: the KPI gauges' tags) is lost
+            # when RLlib turns the dict into an AlgorithmConfig before Trainable reads it.
+            self._trial_info = self._trial_info or trial_info
 
         def save_checkpoint(self, checkpoint_dir):
             out = super().save_checkpoint(checkpoint_dir)
@@ -244,8 +250,10 @@ def tune_config(spec: ExperimentSpec):
 
         search_alg = ConcurrencyLimiter(search_alg,
                                         max_concurrent=int(spec.search["max_concurrent"]))
+    # No actor reuse: an RLlib Algorithm cannot reset_config(), so Tune fails every trial
+    # that would start in a finished trial's actor (num_samples > trials running at once).
     return tune.TuneConfig(num_samples=spec.num_samples, metric=spec.metric, mode=spec.mode,
-                           scheduler=scheduler, search_alg=search_alg, reuse_actors=True)
+                           scheduler=scheduler, search_alg=search_alg, reuse_actors=False)
 
 
 def training_seeds(spec: ExperimentSpec, seed: int) -> list[int]:
@@ -391,7 +399,7 @@ def run(args: argparse.Namespace) -> int:
     check_resources(spec, float(ray.cluster_resources().get("CPU", 0.0)))
     tuner, resumed = build_tuner(spec, storage if isinstance(storage, Path) else Path(storage),
                                  args.resume, args.seed)
-    with signals_interrupt(), patch.dict(os.environ, snapshot_env()):
+    with signals_interrupt(), environ(snapshot_env()):
         results = tuner.fit()  # (ray.init installed its own SIGTERM handler)
     exported = export_experiment(results, args.algo, args.output, metric=spec.metric,
                                  mode=spec.mode)

@@ -27,12 +27,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
-from unittest.mock import patch
 
 import numpy as np
 import yaml
 from ray.tune.search import Searcher
 
+from ..common.envvars import environ
 from ..common.errors import UserError
 from ..config import FarmConfig, from_dict, load_config, to_dict
 from ..training.twin_validation import Recording, fit_score, validate
@@ -232,7 +232,7 @@ def fit(recording: Recording, base: FarmConfig, policies: Mapping[str, Any],
     # Only for this fit: the process (and every later Tune run in it) keeps its own settings.
     tune_env = {k: os.environ.get(k, v) for k, v in (("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1"),
                                                      ("TUNE_GLOBAL_CHECKPOINT_S", "600"))}
-    with patch.dict(os.environ, tune_env):
+    with environ(tune_env):
         return _fit_with_tune(recording, policies, episodes, base, dims, start, start_cfg,
                               start_report, start_score, budget, seed, num_cpus,
                               max_concurrent, storage_path)

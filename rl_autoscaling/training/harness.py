@@ -14,8 +14,9 @@ A trainer supplies three callables and :func:`run_training` does the rest::
 
 - ``training_metrics.json`` / ``evaluation_metrics.json`` are rewritten atomically after
   every episode / checkpoint, so a crash never loses finished episodes.
-- One log line per episode (every docs/artefacts.md field as ``key=value``, then progress and ETA);
-  ``plot_training`` can rebuild the curves from ``logs/training.log`` alone.
+- One log line per episode (every docs/artefacts.md field as ``key=value``, then progress and ETA)
+  in ``logs/training.log``; ``plot_training`` can rebuild the curves from it alone. The console
+  gets a live progress line and a summary every tenth of the run instead (:mod:`.progress`).
 - Every ``checkpoint_every`` episodes: ``models/<algo>_epNNNN<suffix>``, then a greedy
   evaluation; at the end ``models/<algo>_final<suffix>``, a last evaluation if the last
   checkpoint was earlier, and ``plots/training_curves.png``.
@@ -45,6 +46,7 @@ from ..common.errors import EXIT_INTERRUPTED, error_message
 from ..common.modelio import atomic_write_json
 from ..common.ranking import Evaluation, rank_key
 from ..common.rundir import new_run_dir
+from .progress import FILE_ONLY, ConsoleHandler, ConsoleProgress, not_console_only
 from .report import Candidate, report_line
 
 TRAINING_METRICS = "training_metrics.json"
@@ -112,7 +114,9 @@ class RunDirectory:
 def setup_run_logger(run: RunDirectory, name: str | None = None, console: bool = True,
                      console_level: int = logging.INFO) -> logging.Logger:
     """A logger writing DEBUG and up to ``logs/training.log`` and ``console_level`` and up to
-    stdout. Handlers from an earlier call with the same name are replaced."""
+    stdout, below a live progress line on stderr (:mod:`.progress`: the per-episode lines go
+    to the file only, the console gets summaries). Handlers from an earlier call with the
+    same name are replaced."""
     logger = logging.getLogger(name or f"rl_autoscaling.train.{run.algo}")
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
@@ -123,9 +127,10 @@ def setup_run_logger(run: RunDirectory, name: str | None = None, console: bool =
     file_handler = logging.FileHandler(run.training_log, encoding="utf-8")
     file_handler.setLevel(logging.DEBUG)
     file_handler.setFormatter(fmt)
+    file_handler.addFilter(not_console_only)
     logger.addHandler(file_handler)
     if console:
-        stream = logging.StreamHandler(sys.stdout)
+        stream = ConsoleHandler(sys.stdout)
         stream.setLevel(console_level)
         stream.setFormatter(fmt)
         logger.addHandler(stream)
@@ -305,6 +310,7 @@ def run_training(
     recorder = recorder or MetricsRecorder(run)
     already = len(recorder.episodes)
     progress = Progress(episodes)
+    console = ConsoleProgress(logger, episodes)
     completed, final_model, final_eval, interrupted = 0, None, None, False
     best: tuple[float, float] | None = None
     candidates: list[Candidate] = []
@@ -338,7 +344,9 @@ def run_training(
             record.setdefault("episode", ep)
             recorder.add_episode(record)
             completed = ep
-            logger.info("%s | %s", episode_line(record, episodes), progress.line(ep))
+            status = progress.line(ep)
+            logger.info("%s | %s", episode_line(record, episodes), status, extra=FILE_ONLY)
+            console.episode(record, status, recorder.checkpoints)
             if debug_summary is not None and log_interval > 0 and ep % log_interval == 0:
                 logger.debug("Episode %d summary: %s", ep, debug_summary())
             if checkpoint_every > 0 and ep % checkpoint_every == 0:
@@ -359,6 +367,7 @@ def run_training(
         recorder.flush()
         completed = len(recorder.episodes) - already  # what is on disk, however late it came
         _save_interrupt(run, logger, save_model, model_suffix, completed, episodes)
+    console.finish()
     wall = time.perf_counter() - progress.start
     if plot and recorder.episodes:
         _plot_curves(run, recorder, logger)
