@@ -4,8 +4,9 @@
 the live farm with ``compare_policies --backend live --record``) on the twin and prints and
 writes the per-step mean absolute errors (``training.twin_validation``) with a plot of both
 trajectories per agent. ``fit`` searches the twin's timing parameters that minimise that
-error with Ray Tune (``service.twin_fit``) and writes a partial config YAML that
-``--config`` loads.
+score with Ray Tune (``service.twin_fit``), never leaving a closed-loop error more than
+``--max-worse`` above its start, prints the before/after table per term and writes a partial
+config YAML that ``--config`` loads.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..reporting.twin import plot_twin_validation
 from ..training.agents import AgentOptions
 from ..training.twin_validation import (
     closed_loop_agents,
+    compare_reports,
     format_report,
     load_recording,
     twin_config,
@@ -29,6 +31,7 @@ from ..training.twin_validation import (
 )
 
 REPORT_FILE = "twin_validation.json"
+MAX_WORSE_PERCENT = 10.0
 PLOT_FILE = "twin_validation.png"
 
 
@@ -75,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trials at a time (default %(default)s)")
     f.add_argument("--num-cpus", type=int, default=None,
                    help="CPUs of the local Ray instance (default: Ray's choice)")
+    f.add_argument("--max-worse", type=float, default=MAX_WORSE_PERCENT, metavar="PERCENT",
+                   help="no closed-loop error of the fitted twin may be more than this many "
+                        "percent above the start's (default %(default)g)")
     return p
 
 
@@ -124,13 +130,15 @@ def run_fit(args: argparse.Namespace) -> int:
     from ..service.twin_fit import fit, write_fitted
 
     recording, config, policies = _setup(args)
+    max_worse = args.max_worse / 100.0
     result = fit(recording, config, policies, params=args.params, budget=args.budget,
                  episodes=args.episodes, seed=args.seed, max_concurrent=args.max_concurrent,
-                 num_cpus=args.num_cpus)
-    print("before (start config):")
-    print("\n".join(format_report(result.start_report)))
-    print(f"after ({result.trials} trials):")
-    print("\n".join(format_report(result.best_report)))
+                 num_cpus=args.num_cpus, max_worse=max_worse)
+    print(f"before (start config) -> after ({result.trials} trials); closed-loop limit: the "
+          f"start's error + {args.max_worse:g} %:")
+    print("\n".join(compare_reports(result.start_report, result.best_report, max_worse)))
+    print(f"{result.rejected} of {result.trials} trials left a closed-loop error more than "
+          f"{args.max_worse:g} % above the start (not eligible)")
     for key, value in result.best.items():
         print(f"{key}: {result.start[key]:.4g} -> {value:.4g}")
     path = write_fitted(result, args.output, recording)
