@@ -156,7 +156,7 @@ def _report(closed: dict, open_: dict, faithful: bool = True) -> dict:
 
 def test_fit_objective_rejects_a_worse_closed_loop():
     from rl_autoscaling.service.twin_fit import objective
-    from rl_autoscaling.training.twin_validation import closed_loop_errors
+    from rl_autoscaling.training.twin_validation import Guard, closed_loop_errors
 
     start = _report({"workers": 0.2, "qos": 5.0}, {"workers": 0.0, "qos": 20.0})
     assert fit_score(start) == pytest.approx(0.2 + 1.0 + 0.5 * 4.0)
@@ -166,11 +166,14 @@ def test_fit_objective_rejects_a_worse_closed_loop():
     errors = closed_loop_errors(start)
     # a lower score bought with a closed-loop error 20 % above the start's: not eligible
     traded = _report({"workers": 0.24, "qos": 3.0}, {"workers": 0.0, "qos": 5.0})
-    result = objective(traded, errors, 0.10)
+    result = objective(traded, errors, Guard(0.10))
     assert result["score"] < fit_score(start) and result["over"] == 1
     assert result["objective"] > 1000
-    within = objective(_report({"workers": 0.21, "qos": 5.4}, {"workers": 0.0}), errors, 0.10)
+    within = objective(_report({"workers": 0.21, "qos": 5.4}, {"workers": 0.0}), errors,
+                       Guard(0.10))
     assert within["over"] == 0 and within["objective"] == within["score"]
+    # a floor of 0.1 score units lets the small worker error grow by 0.1 workers
+    assert objective(traded, errors, Guard(0.10, floor=0.1))["over"] == 0
 
 
 @pytest.mark.ray

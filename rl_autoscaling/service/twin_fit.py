@@ -6,10 +6,11 @@ step-length distances of the faithful replays at half weight), which is determin
 given configuration: every candidate replays the same episode seeds, so candidates differ only
 by their parameters (common random numbers).
 
-A candidate is *admissible* when none of its closed-loop errors (each agent the twin plays,
-each metric of the score) is more than ``max_worse`` (default 10 %) above the start's: a lower
-score bought with a worse closed loop (e.g. by fitting open-loop terms) is not a better twin
-for training. The searcher sees inadmissible candidates with a penalty; the result is the
+A candidate is *admissible* when none of its closed-loop errors in workers, worker queue and
+QoS (``twin_validation.GUARDED``, each agent the twin plays) is more than ``max_worse``
+(default 10 %) above the start's (or more than an optional absolute floor: ``Guard``): a
+lower score bought with a worse closed loop (e.g. by fitting open-loop terms) is not a better
+twin for training. The searcher sees inadmissible candidates with a penalty; the result is the
 admissible candidate with the lowest score, the start when none beats it.
 
 The search is a Tune search algorithm of our own, :class:`TwinSearch` (Tune ships no
@@ -43,6 +44,7 @@ from ray.tune.search import Searcher
 from ..common.errors import UserError
 from ..config import FarmConfig, from_dict, load_config, to_dict
 from ..training.twin_validation import (
+    Guard,
     Recording,
     closed_loop_errors,
     fit_score,
@@ -65,9 +67,6 @@ PARAMETERS: dict[str, tuple[tuple[str, float, float], ...]] = {
                       ("timing.step_overhead.spread", 0.0, 1.0)),
 }
 DISTRIBUTIONS = ("scale_up_latency", "scale_down_removal_delay", "step_overhead")
-
-#: how much worse than the start any closed-loop error of the result may be (a fraction)
-MAX_WORSE = 0.10
 
 #: added to the objective of an inadmissible candidate (scores are a few units)
 PENALTY = 1000.0
@@ -208,12 +207,12 @@ class TwinSearch(Searcher):
 
 
 def objective(report: Mapping[str, Any], start_errors: Mapping[tuple[str, str], float],
-              max_worse: float) -> dict[str, float]:
-    """A candidate's result: its ``score``, ``over`` (how many closed-loop errors exceed the
-    start's by more than ``max_worse``) and the searcher's ``objective`` (the score, plus
+              guard: Guard) -> dict[str, float]:
+    """A candidate's result: its ``score``, ``over`` (how many guarded closed-loop errors
+    exceed the ``guard``'s limit) and the searcher's ``objective`` (the score, plus
     :data:`PENALTY` and the score again per error over)."""
     score = fit_score(report)
-    over = len(worse_than(start_errors, report, max_worse))
+    over = len(worse_than(start_errors, report, guard))
     return {"score": score, "over": float(over),
             "objective": score + (PENALTY + score) * over if over else score}
 
@@ -225,7 +224,7 @@ def _trial(config: dict, payload: dict) -> None:
     cfg = candidate_config(from_dict(payload["base"]), config)
     report = validate(payload["recording"], cfg, payload["policies"],
                       payload["episodes"]).report
-    tune.report(objective(report, payload["start_errors"], payload["max_worse"]))
+    tune.report(objective(report, payload["start_errors"], payload["guard"]))
 
 
 @dataclass
@@ -240,21 +239,23 @@ class FitResult:
     best_report: dict[str, Any]
     config: FarmConfig
     trials: int
-    rejected: int = 0  # trials that left a closed-loop error more than max_worse above the start
+    rejected: int = 0  # trials that left a guarded closed-loop error above its limit
 
 
 def fit(recording: Recording, base: FarmConfig, policies: Mapping[str, Any],
         params: Sequence[str] | None = None, budget: int = 64, episodes: int | None = None,
         seed: int = 0, max_concurrent: int = 2, num_cpus: int | None = None,
-        storage_path: str | Path | None = None, max_worse: float = MAX_WORSE) -> FitResult:
+        storage_path: str | Path | None = None, guard: Guard | None = None) -> FitResult:
     """Search the timing parameters ``params`` of ``base`` that minimise the validation score
     on ``recording``, with Ray Tune (``num_samples=budget``), among the admissible candidates
-    (no closed-loop error more than ``max_worse`` above the start's); starts a local Ray
+    (no guarded closed-loop error above its ``guard`` limit; default ``Guard()``: 10 % above
+    the start's); starts a local Ray
     instance if none is running. The start is the first candidate, and kept unless beaten."""
     if budget < 1:
         raise FitError(f"--budget must be >= 1, got {budget}")
-    if not 0.0 <= max_worse:
-        raise FitError(f"--max-worse must be >= 0, got {max_worse:g} (a fraction)")
+    guard = guard or Guard()
+    if not (guard.max_worse >= 0.0 and guard.floor >= 0.0):
+        raise FitError(f"--max-worse and --max-worse-floor must be >= 0, got {guard}")
     dims = dimensions(params)
     start = start_point(base, dims)
     start_cfg = candidate_config(base, start)
@@ -273,12 +274,12 @@ def fit(recording: Recording, base: FarmConfig, policies: Mapping[str, Any],
     with patch.dict(os.environ, tune_env):
         return _fit_with_tune(recording, policies, episodes, base, dims, start, start_cfg,
                               start_report, start_score, budget, seed, num_cpus,
-                              max_concurrent, storage_path, max_worse)
+                              max_concurrent, storage_path, guard)
 
 
 def _fit_with_tune(recording, policies, episodes, base, dims, start, start_cfg, start_report,
                    start_score, budget, seed, num_cpus, max_concurrent, storage_path,
-                   max_worse) -> FitResult:
+                   guard) -> FitResult:
     import ray
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
@@ -291,7 +292,7 @@ def _fit_with_tune(recording, policies, episodes, base, dims, start, start_cfg, 
         max_concurrent=max_concurrent)
     start_errors = closed_loop_errors(start_report)
     payload = {"base": to_dict(base), "recording": recording, "policies": dict(policies),
-               "episodes": episodes, "start_errors": start_errors, "max_worse": max_worse}
+               "episodes": episodes, "start_errors": start_errors, "guard": guard}
     own_storage = storage_path is None
     storage = Path(storage_path or tempfile.mkdtemp(prefix="twin_fit_")).resolve()
     try:
@@ -316,7 +317,7 @@ def _fit_with_tune(recording, policies, episodes, base, dims, start, start_cfg, 
     best_report = validate(recording, best_cfg, policies, episodes).report
     best_score = fit_score(best_report)
     # never worse than the start (kept as a candidate), never inadmissible
-    if best_score > start_score or worse_than(start_errors, best_report, max_worse):
+    if best_score > start_score or worse_than(start_errors, best_report, guard):
         best, best_cfg, best_report, best_score = start, start_cfg, start_report, start_score
     return FitResult(start, best, start_score, best_score, start_report, best_report,
                      best_cfg, len(scored), sum(1 for _, over, _ in scored if over))
@@ -359,6 +360,6 @@ def write_fitted(result: FitResult, path: str | Path, recording: Recording) -> P
     return p
 
 
-__all__ = ["FitError", "FitResult", "MAX_WORSE", "PARAMETERS", "TwinSearch", "candidate_config",
+__all__ = ["FitError", "FitResult", "PARAMETERS", "TwinSearch", "candidate_config",
            "dimensions", "fit", "objective", "overrides_for", "partial_config", "start_point",
            "write_fitted"]

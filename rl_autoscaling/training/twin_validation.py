@@ -76,6 +76,10 @@ DISTANCE_UNITS: dict[str, float] = {"scale_up_step_seconds": 0.25, "step_seconds
 #: the weight of an agent's open-loop errors in :func:`fit_score` (its closed-loop ones: 1)
 OPEN_LOOP_WEIGHT = 0.5
 
+#: the closed-loop errors a fit must not worsen (``service.twin_fit``, :func:`worse_than`):
+#: what the agent does (workers) and what it is judged by (worker queue, QoS)
+GUARDED = ("workers", "worker_queue", "qos")
+
 #: an open-loop replay is faithful, and its errors count in :func:`fit_score`, when its worker
 #: MAE is at most this: otherwise it did not replay what the recording did
 FAITHFUL_REPLAY = 0.5
@@ -418,27 +422,47 @@ def fit_score(report: Mapping[str, Any], open_loop_weight: float = OPEN_LOOP_WEI
     return float(np.mean(totals)) if totals else math.nan
 
 
-def closed_loop_errors(report: Mapping[str, Any]) -> dict[tuple[str, str], float]:
-    """Every closed-loop error of a report that :func:`fit_score` counts, by (agent, metric)."""
+def closed_loop_errors(report: Mapping[str, Any],
+                       metrics: Sequence[str] = GUARDED) -> dict[tuple[str, str], float]:
+    """The closed-loop errors of a report in ``metrics``, by (agent, metric)."""
     return {(name, k): float(entry["mae"][k]) for name, entry in report["agents"].items()
-            if entry["loop"] == "closed" for k in SCORE_UNITS
+            if entry["loop"] == "closed" for k in metrics
             if k in entry["mae"] and math.isfinite(entry["mae"][k])}
 
 
+@dataclass(frozen=True)
+class Guard:
+    """How much worse than the start a fit may leave a guarded closed-loop error: up to
+    ``max_worse`` (a fraction) above it, or ``floor`` units of the score (:data:`SCORE_UNITS`:
+    1 worker, 5 tasks, 5 QoS points) above it when that is more (default 0: the fraction
+    alone; small errors are mostly the noise of few episodes, which a floor tolerates)."""
+
+    max_worse: float = 0.10
+    floor: float = 0.0
+
+    def limit(self, metric: str, start: float) -> float:
+        return max(start * (1.0 + self.max_worse), start + self.floor * SCORE_UNITS[metric])
+
+    def describe(self) -> str:
+        return f"the start's error + {100 * self.max_worse:g} %" + (
+            f" or + {self.floor:g} score units" if self.floor else "")
+
+
 def worse_than(start: Mapping[tuple[str, str], float], report: Mapping[str, Any],
-               max_worse: float) -> list[tuple[str, str]]:
-    """The closed-loop errors of ``report`` more than ``max_worse`` (a fraction) above their
-    value in ``start`` (:func:`closed_loop_errors` of the start's report); an error the report
-    lacks counts as worse."""
+               guard: Guard) -> list[tuple[str, str]]:
+    """The closed-loop errors of ``report`` above their ``guard`` limit from their value in
+    ``start`` (:func:`closed_loop_errors` of the start's report); an error the report lacks
+    counts as worse."""
     now = closed_loop_errors(report)
-    return [term for term, value in start.items()
-            if now.get(term, math.inf) > value * (1.0 + max_worse) + 1e-9]
+    return [(name, metric) for (name, metric), value in start.items()
+            if now.get((name, metric), math.inf) > guard.limit(metric, value) + 1e-9]
 
 
 def compare_reports(before: Mapping[str, Any], after: Mapping[str, Any],
-                    max_worse: float | None = None) -> list[str]:
+                    guard: Guard | None = None) -> list[str]:
     """A before/after table, one line per agent, loop and metric of the score: both errors,
-    the change, and for closed-loop terms the limit ``before * (1 + max_worse)``."""
+    the change, and for the closed-loop errors a fit guards (:data:`GUARDED`) the ``guard``'s
+    limit."""
     lines = [f"{'agent':<18} {'loop':<6} {'metric':<14} {'before':>10} {'after':>10} "
              f"{'change':>8} {'limit':>10}"]
     for name, entry in before["agents"].items():
@@ -453,10 +477,9 @@ def compare_reports(before: Mapping[str, Any], after: Mapping[str, Any],
                     continue
                 b, a = entry[key][metric], other.get(key, {}).get(metric, math.nan)
                 change = f"{(a - b) / b:+8.1%}" if b else f"{'':>8}"
-                limit = (f"{b * (1 + max_worse):>10.3f}" if loop == "closed"
-                         and max_worse is not None else f"{'':>10}")
-                flag = "  OVER" if loop == "closed" and max_worse is not None and \
-                    a > b * (1 + max_worse) + 1e-9 else ""
+                guarded = loop == "closed" and metric in GUARDED and guard is not None
+                limit = f"{guard.limit(metric, b):>10.3f}" if guarded else f"{'':>10}"
+                flag = "  OVER" if guarded and a > guard.limit(metric, b) + 1e-9 else ""
                 lines.append(f"{name:<18} {loop:<6} {metric:<14} {b:>10.3f} {a:>10.3f} "
                              f"{change} {limit}{flag}{note}")
                 note = ""
@@ -485,8 +508,8 @@ def format_report(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-__all__ = ["DISTANCE_UNITS", "FAITHFUL_REPLAY", "METRICS", "OPEN_LOOP_WEIGHT", "Recording",
-           "RecordingError", "ReplayActions", "SCORE_UNITS", "Validation", "closed_loop_agents",
-           "closed_loop_errors", "compare_reports", "errors", "fit_score", "format_report",
-           "load_recording", "per_step_mean", "twin_config", "validate", "wasserstein1",
-           "worse_than"]
+__all__ = ["DISTANCE_UNITS", "FAITHFUL_REPLAY", "GUARDED", "METRICS", "OPEN_LOOP_WEIGHT",
+           "SCORE_UNITS", "Guard", "Recording", "RecordingError", "ReplayActions", "Validation",
+           "closed_loop_agents", "closed_loop_errors", "compare_reports", "errors", "fit_score",
+           "format_report", "load_recording", "per_step_mean", "twin_config", "validate",
+           "wasserstein1", "worse_than"]
