@@ -131,8 +131,9 @@ class EpisodeTrace:
         rec = {
             "rewards": self.rewards, "qos_rates": self.qos_rates,
             "worker_counts": self.worker_counts, "actions": self.action_indices,
-            "applied_deltas": self.actions, "queue_lengths": self.queue_lengths, "avg_times": self.avg_times,
-            "max_times": self.max_times, "arrival_rates": self.arrival_rates,
+            "applied_deltas": self.actions, "queue_lengths": self.queue_lengths,
+            "avg_times": self.avg_times, "max_times": self.max_times,
+            "arrival_rates": self.arrival_rates,
             "summary": {**{k: s[k] for k in keys}, "final_qos_total": s["final_qos"]},
         }
         if timing:
