@@ -95,17 +95,58 @@ class PhaseConfig:
     spike_multiplier: float = field(default=3.0, metadata=_check(ge=0))
     spike_start: float = field(default=0.0, metadata=_check(ge=0))
     spike_duration: float = field(default=10.0, metadata=_check(gt=0))
-    # ramp: the rate goes linearly from ramp_from to ramp_to (x base_rate) over the phase.
-    ramp_from: float = field(default=0.5, metadata=_check(ge=0))
-    ramp_to: float = field(default=1.5, metadata=_check(ge=0))
+    # ramp: the rate goes linearly from ramp_from to ramp_to (x base_rate) over the phase;
+    # a ramp phase must give both (no silent default end point).
+    ramp_from: float | None = field(default=None, metadata=_check(ge=0))
+    ramp_to: float | None = field(default=None, metadata=_check(ge=0))
 
     def _validate(self, path: str) -> None:
         if self.oscillation_min > self.oscillation_max:
             raise ConfigError(f"{path}.oscillation_min must be <= oscillation_max")
+        if self.pattern == "ramp":
+            for key in ("ramp_from", "ramp_to"):
+                if getattr(self, key) is None:
+                    raise ConfigError(f"{path}.{key} is required for a ramp phase")
         if self.pattern == "spike" and self.spike_start + self.spike_duration > self.phase_duration:
             raise ConfigError(
                 f"{path}.spike_start + spike_duration must be <= phase_duration"
             )
+
+
+GENERATOR_SHAPES = ("steady", "ramp", "day", "burst")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """A training workload generator (domain randomisation, farm/workload.py): every episode
+    draws its own phases from its seed, replacing ``phase_definitions``. The episode lasts
+    U(episode_min, episode_max) seconds, filled with shapes of U(shape_min, shape_max) seconds
+    drawn from ``shapes`` in a random order, at rates (x base_rate) in [rate_min, rate_max]:
+    ``steady`` (one level), ``ramp`` (from the current level to a new one), ``day`` (a low
+    level ramping to a peak, holding, ramping back) and ``burst`` (a quiet level with a burst
+    of U(burst_min, burst_max) seconds at a high level)."""
+
+    episode_min: float = field(default=240.0, metadata=_check(gt=0))
+    episode_max: float = field(default=960.0, metadata=_check(gt=0))
+    shape_min: float = field(default=40.0, metadata=_check(gt=0))
+    shape_max: float = field(default=240.0, metadata=_check(gt=0))
+    rate_min: float = field(default=0.2, metadata=_check(ge=0))
+    rate_max: float = field(default=2.5, metadata=_check(gt=0))
+    burst_min: float = field(default=10.0, metadata=_check(gt=0))
+    burst_max: float = field(default=30.0, metadata=_check(gt=0))
+    shapes: list[str] = field(default_factory=lambda: list(GENERATOR_SHAPES))
+
+    def _validate(self, path: str) -> None:
+        for low, high in (("episode_min", "episode_max"), ("shape_min", "shape_max"),
+                          ("rate_min", "rate_max"), ("burst_min", "burst_max")):
+            if getattr(self, low) > getattr(self, high):
+                raise ConfigError(f"{path}.{low} must be <= {high}")
+        if not self.shapes:
+            raise ConfigError(f"{path}.shapes must list at least one shape")
+        for i, shape in enumerate(self.shapes):
+            if shape not in GENERATOR_SHAPES:
+                raise ConfigError(f"{path}.shapes[{i}] must be one of "
+                                  f"{', '.join(GENERATOR_SHAPES)}, got {shape!r}")
 
 
 @dataclass(frozen=True)
@@ -252,6 +293,8 @@ class FarmConfig:
     window_duration: float = field(default=1.0, metadata=_check(gt=0))
     phase_definitions: list[PhaseConfig] = field(default_factory=list)
     trace: str | None = None
+    #: draws each episode's phases from its seed (replaces phase_definitions); see above
+    generator: GeneratorConfig | None = None
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     deadline: DeadlineConfig = field(default_factory=DeadlineConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
@@ -260,6 +303,8 @@ class FarmConfig:
     def _validate(self, path: str) -> None:
         if not self.phase_definitions and not self.trace:
             raise ConfigError("phase_definitions must list at least one phase (or set trace)")
+        if self.trace and self.generator is not None:
+            raise ConfigError("trace and generator exclude each other: set one")
         names = [getattr(self.queues, f.name) for f in dataclasses.fields(self.queues)]
         if len(set(names)) != len(names):
             raise ConfigError("queues: every queue name must be distinct")

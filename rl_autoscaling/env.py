@@ -23,18 +23,20 @@ key as an override, e.g. ``{"step_duration": 8, "reward.target_qos": 0.9}``).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import gymnasium as gym
 import numpy as np
 
 from .common.rollout import STREAM_RLLIB_EVALUATION, STREAM_TRAINING, training_seed
-from .config import ConfigError, FarmConfig, load_config, resolve_config
-from .farm import make_backend
+from .common.settings import setting
+from .config import REWARD_PROFILES, ConfigError, FarmConfig, load_config, resolve_config
+from .farm import BACKENDS, make_backend
 from .farm.base import Completions, FarmBackend, FarmSnapshot
-from .farm.workload import expected_task_count, phase_order
+from .farm.workload import expected_task_count, phase_count, phase_order
 from .observation import OBS_NAMES, Obs
 from .observation import bounds as obs_bounds
 from .reward import episode_end_reward, slo_cost_reward, slo_excess, step_reward
@@ -43,6 +45,44 @@ GYM_ENV_ID = "rl_autoscaling/OpenFaaSAutoscaling-v0"
 RAY_ENV_NAME = "OpenFaaSAutoscaling-v0"
 
 DEFAULT_TIME = 1.5  # mean/max completion time reported when no task was collected
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSettings:
+    """The env settings of the trainers, testers, comparisons, benches and Tune specs: one
+    owner for each (the env's own constructor defaults are docs/env.md's contract). Defaults:
+    the ``twin`` recipe; ``seed=``: the original toolkit's."""
+
+    max_steps: int = setting(30, "steps per episode before truncation")
+    step_duration: float = setting(8.0, "seconds per step, scaling included")
+    observation_window: float = setting(8.0, "seconds of collected tasks behind the "
+                                             "time/QoS observations")
+    initial_workers: int = setting(12, "workers at reset")
+    task_seed: int = setting(42, "workload seed: training episode e uses task_seed + e")
+    phase_shuffle: bool = setting(False, "shuffle the workload's phase order (training "
+                                         "episodes only)")
+    phase_shuffle_seed: Optional[int] = setting(None, "fix the shuffled phase order (none: a "
+                                                      "new order each episode)")
+    config: Optional[str] = setting(None, "farm configuration: a YAML file or a packaged "
+                                          "profile name (none: the packaged default)",
+                                    metavar="YAML")
+    backend: str = setting("simulated", "farm backend", choices=BACKENDS)
+    reward_profile: str = setting(
+        "slo_cost", "training reward (sets reward.profile over the config's): slo_cost = meet "
+                    "the final-QoS SLO with the fewest worker-seconds; seed = the original "
+                    "shaped reward", seed="seed", choices=REWARD_PROFILES)
+
+    def env_config(self) -> dict[str, Any]:
+        """The env's ``env_config`` (also Ray's): ``task_seed``/``config`` only when set."""
+        cfg = {k: getattr(self, k) for k in ("max_steps", "step_duration", "observation_window",
+                                             "initial_workers", "phase_shuffle",
+                                             "phase_shuffle_seed", "backend")}
+        if self.task_seed is not None:
+            cfg["task_seed"] = int(self.task_seed)
+        if self.config:
+            cfg["config"] = str(self.config)
+        cfg["reward.profile"] = self.reward_profile
+        return cfg
 
 
 class _WindowStats:
@@ -148,7 +188,7 @@ class OpenFaaSAutoscalingEnv(gym.Env):
         )
 
         cfg = self.farm_config
-        n_phases = 1 if cfg.trace else len(cfg.phase_definitions)
+        n_phases = phase_count(cfg)
         expected = expected_task_count(cfg)
         low, high = obs_bounds(n_phases, expected, self.min_workers, self.max_workers)
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)

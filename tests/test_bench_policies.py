@@ -27,14 +27,16 @@ def test_packaged_spike_and_ramp_profiles():
 @pytest.mark.slow
 def test_baselines_only_report(tmp_path, capsys):
     assert bench.main(["--algos", "--workloads", "default", "spike", "--eval-episodes", "3",
-                       "--calibration-episodes", "2", "--output-dir", str(tmp_path)]) == 0
+                       "--calibration-episodes", "1", "--clairvoyant-episodes", "1",
+                       "--output-dir", str(tmp_path)]) == 0
     (out,) = tmp_path.glob("bench_*")
     report = (out / "report.md").read_text()
     assert "## default" in report and "## spike" in report
     results = json.loads((out / "results.json").read_text())
     for workload in ("default", "spike"):
         agents = results["workloads"][workload]["agents"]
-        assert set(agents) == {"StaticBest", "KedaCalibrated", "Keda"}
+        assert set(agents) == {"StaticBest", "KedaCalibrated", "HpaCalibrated", "Keda", "Hpa",
+                               "ReactiveMaximum", "Clairvoyant"}
         # StaticBest is a point of the frontier measured on the same seeds: ratio 1
         assert agents["StaticBest"]["frontier_ratio"][0] == pytest.approx(1.0)
         assert (out / f"pareto_{workload}.png").stat().st_size > 0
@@ -47,7 +49,8 @@ def test_trained_agents_over_training_seeds(tmp_path, monkeypatch):
     tiny = "--episodes 2 --checkpoint-every 0 --eval-episodes 0"
     assert bench.main(["--algos", "sarsa", "--workloads", "default", "--train-workloads",
                        "default", "--train-seeds", "2", "--eval-episodes", "2",
-                       "--calibration-episodes", "1", "--trainer-args", tiny,
+                       "--calibration-episodes", "1", "--clairvoyant-episodes", "0",
+                       "--trainer-args", tiny,
                        "--output-dir", str(tmp_path)]) == 0
     (out,) = tmp_path.glob("bench_*")
     results = json.loads((out / "results.json").read_text())
@@ -65,3 +68,34 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert bench.main(["--algos", "--train-seeds", "0", "--output-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --train-seeds must be >= 1"]
+
+
+def test_a_yaml_workload_with_max_steps_and_the_clairvoyant_below_the_frontier(tmp_path):
+    """Any farm YAML is a workload, run for --max-steps steps; the clairvoyant anchor (which
+    knows the future) holds fewer workers than the static frontier at its QoS."""
+    day = tmp_path / "my_day.yml"
+    day.write_text("phase_definitions:\n"
+                   "  - {name: up, phase_duration: 60, pattern: ramp, ramp_from: 0.3, ramp_to: 2.0}\n"
+                   "  - {name: down, phase_duration: 60, pattern: ramp, ramp_from: 2.0, ramp_to: 0.3}\n"
+                   "  - {name: night, phase_duration: 40, pattern: steady, multiplier: 0.3}\n")
+    assert bench.workload_spec(str(day))[0]["max_steps"] == 22  # 160 s / 8 s + 2 to drain
+    assert bench.main(["--algos", "--workloads", str(day), "--max-steps", "21",
+                       "--eval-episodes", "2", "--calibration-episodes", "1",
+                       "--clairvoyant-episodes", "2", "--output-dir", str(tmp_path)]) == 0
+    (out,) = tmp_path.glob("bench_*")
+    data = json.loads((out / "results.json").read_text())["workloads"][str(day)]
+    assert data["max_steps"] == 21
+    agents = data["agents"]
+    assert all(len(row["per_step_workers"]) <= 21 for row in agents.values())
+    anchor = agents["Clairvoyant"]
+    assert anchor["episodes"] == 2 and anchor["final_qos"][0] >= 0.98
+    assert anchor["frontier_ratio"][0] < 1.0
+    assert (out / "load_my_day.png").stat().st_size > 0
+    assert (out / "pareto_my_day.png").stat().st_size > 0
+
+
+def test_an_unknown_workload_is_a_one_line_error(tmp_path, capsys):
+    assert bench.main(["--algos", "--workloads", "nightly", "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown config profile 'nightly'" in err[0]
+    assert not list(tmp_path.glob("bench_*"))  # nothing ran

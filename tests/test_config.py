@@ -34,6 +34,13 @@ def test_default_config_matches_spec_values():
     ({"redis": {"prot": 1}}, "unknown key redis.prot"),
     ({"phase_definitions": [{"phase_duration": 5}]}, "phase_definitions[0].name is required"),
     ({"timing.scale_up_latency": {"low": 9, "high": 5}}, "timing.scale_up_latency.low must be <= high"),
+    # a ramp needs both ends (it used to ramp silently to 1.5)
+    ({"phase_definitions": [{"name": "r", "phase_duration": 60, "pattern": "ramp",
+                             "ramp_from": 0.3}]},
+     "phase_definitions[0].ramp_to is required for a ramp phase"),
+    ({"generator": {"rate_min": 3.0}}, "generator.rate_min must be <= rate_max"),
+    ({"generator": {"shapes": ["steady", "sawtooth"]}}, "generator.shapes[1] must be one of"),
+    ({"generator": {}, "trace": "t.csv"}, "trace and generator exclude each other"),
 ])
 def test_bad_values_name_the_key(overrides, message):
     with pytest.raises(ConfigError) as err:

@@ -263,3 +263,53 @@ def test_build_policies_constructs_configured_baselines():
     assert ps["Static"].workers == 9 and ps["Static5"].workers == 5
     assert ps["Static5"].act(obs(workers=9), {}) == 1  # index of -1 in the wider set
     assert build_policy("static", AgentOptions(static_workers=4)).workers == 4
+
+
+# --------------------------------------------------------------------------- HPA
+
+
+def test_hpa_computes_the_hpa_formula_with_its_tolerance():
+    from rl_autoscaling.policies import Hpa
+
+    load = Hpa(target=0.5, metric="load", stabilization_window=0, service_time=1.5)
+    # 10 workers, 5 tasks/s x 1.5 s = 7.5 busy: metric 0.75 -> ceil(10 x 0.75 / 0.5) = 15
+    assert load.act(obs(workers=10, arrival=5.0), step_info(1, 0)) == UP
+    assert load.last_decision["desired"] == 15
+    # 2 tasks/s: metric 0.3 -> ceil(10 x 0.6) = 6, at once without a window
+    assert load.act(obs(workers=10, arrival=2.0), step_info(2, 0)) == DOWN
+    assert load.last_decision["desired"] == 6
+    # within the 10 % tolerance (ratio 1.05): desired = current
+    assert load.act(obs(workers=10, arrival=3.5), step_info(3, 0)) == STAY
+    assert load.last_decision["desired"] == 10
+    util = Hpa(target=0.8, stabilization_window=0)  # the HPA's usual CPU target
+    # 40 enqueued, 12 still queued: 28 inside workers, capped at the 20 workers -> 1.0 / 0.8
+    assert util.act(obs(workers=20, worker_q=10, result_q=1, output_q=1), step_info(1, 40)) == UP
+    assert util.last_decision["desired"] == 25
+    # 6 busy of 20: ceil(20 x 0.3 / 0.8) = 8
+    assert util.act(obs(workers=20, output_q=34), step_info(2, 40)) == DOWN
+    assert util.last_decision["desired"] == 8
+
+
+def test_hpa_respects_the_scale_down_window():
+    from rl_autoscaling.policies import Hpa
+
+    hpa = Hpa(target=0.5, metric="load", step_duration=8.0)  # the HPA's 300 s window
+    actions = [hpa.act(obs(workers=12, arrival=0.5), {"step": 0})]
+    actions += [hpa.act(obs(workers=12, arrival=0.5), step_info(k, 0)) for k in range(1, 40)]
+    # the seed recommendation (12 workers at t=0) holds until it is older than 300 s: step 38
+    assert actions.index(DOWN) == 38 and set(actions[:38]) == {STAY}
+    hpa.reset()
+    hpa.act(obs(workers=12, arrival=0.5), {"step": 0})
+    assert hpa.act(obs(workers=12, arrival=6.0), step_info(1, 0)) == UP  # up at once
+
+
+def test_hpa_agents_by_name():
+    from rl_autoscaling.policies import Hpa
+
+    assert canonical_name("hpa-calibrated") == "HpaCalibrated" and canonical_name("HPA") == "Hpa"
+    hpa = build_policy("hpa", AgentOptions(min_workers=2, max_workers=20))
+    assert isinstance(hpa, Hpa) and (hpa.metric, hpa.target, hpa.tolerance) == (
+        "utilisation", 0.8, 0.1)
+    assert (hpa.stabilization_window, hpa.min_workers, hpa.max_workers) == (300, 2, 20)
+    with pytest.raises(AgentError, match="calibrated first"):
+        build_policy("hpacalibrated", AgentOptions())

@@ -19,6 +19,7 @@ from rl_autoscaling.algorithms.sarsa.tabular import (
     SarsaLambdaLearner,
 )
 from rl_autoscaling.common.modelio import ModelFileError, load_pickle, save_pickle
+from rl_autoscaling.common.settings import recipe_instance
 from rl_autoscaling.observation import Obs
 
 A = (0,) * 9
@@ -27,8 +28,10 @@ C = (2,) + (0,) * 8
 
 
 def learner(lam: float, threshold: float = 1e-5, **kw) -> SarsaLambdaLearner:
-    hp = SarsaHyperparams(alpha=0.5, gamma=0.9, trace_lambda=lam, trace_threshold=threshold,
-                          **kw)
+    """A learner with the seed recipe's rules (ties to the highest action, no exploring
+    starts) and round numbers."""
+    hp = recipe_instance(SarsaHyperparams, "seed", alpha=0.5, gamma=0.9, trace_lambda=lam,
+                         trace_threshold=threshold, **kw)
     return SarsaLambdaLearner(Discretiser(DEFAULT_EDGES), hp, seed=0)
 
 
@@ -356,19 +359,17 @@ def test_twin_defaults_learn_to_hold_a_worker_count_under_slo_cost():
     slo_cost reward: the greedy policy meets the SLO on held-out seeds with fewer mean workers
     than Static 21 (the previous defaults drifted up to 21-25 workers), and holds a count
     in the second half of the episode instead of climbing."""
-    from rl_autoscaling.algorithms.sarsa.tabular import TWIN_EDGES
+    from rl_autoscaling.algorithms.sarsa.tabular import TWIN_EDGES, SarsaRun
     from rl_autoscaling.common.rollout import run_episode, training_seed
     from rl_autoscaling.env import OpenFaaSAutoscalingEnv
     from rl_autoscaling.policies.static import Static
-    from rl_autoscaling.training.sarsa import TWIN_DEFAULTS
 
     env_args = {"max_steps": 30, "step_duration": 8, "observation_window": 8,
                 "initial_workers": 12}
     env = OpenFaaSAutoscalingEnv.from_env_config({**env_args, "reward.profile": "slo_cost"})
-    hp = SarsaHyperparams(**{k: v for k, v in TWIN_DEFAULTS.items()
-                             if k not in ("episodes", "checkpoint_every")})
+    hp = SarsaHyperparams()  # the twin recipe
     learner = SarsaLambdaLearner(Discretiser(TWIN_EDGES), hp, seed=42)
-    for e in range(int(TWIN_DEFAULTS["episodes"])):
+    for e in range(SarsaRun().episodes):
         learner.train_episode(env, seed=training_seed(10_000, e))
     held_out = [500_000 + i for i in range(10)]
 
@@ -425,7 +426,8 @@ def test_exploring_starts_start_that_fraction_of_episodes_in_the_range():
 
 
 def test_no_exploring_starts_keeps_the_envs_start():
-    plain = SarsaLambdaLearner(Discretiser(DEFAULT_EDGES), SarsaHyperparams(), seed=5)
+    plain = SarsaLambdaLearner(Discretiser(DEFAULT_EDGES), SarsaHyperparams(explore_starts=0.0),
+                               seed=5)
     env = _StartRecorder(_twin())
     for ep in range(20):
         plain.train_episode(env, seed=ep)

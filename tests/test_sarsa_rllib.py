@@ -34,13 +34,20 @@ def algo():
     a.stop()
 
 
-def test_config_defaults_are_the_spec_defaults():
+def test_config_defaults_are_the_twin_recipe():
+    from dataclasses import asdict
+
+    from rl_autoscaling.algorithms.sarsa.tabular import TWIN_EDGES, SarsaHyperparams
+
     c = SarsaLambdaConfig()
+    assert c.hyperparams == SarsaHyperparams()
     assert (c.alpha, c.gamma, c.epsilon, c.epsilon_min, c.epsilon_decay) == (
-        0.025, 0.985, 0.40, 0.10, 0.995)
-    assert (c.trace_lambda, c.trace_threshold, tuple(c.bins), c.seed) == (
-        0.5, 1e-5, (4, 7, 1, 1, 8, 8, 1, 5, 6), 42)
+        0.02, 0.985, 0.40, 0.02, 0.999)
+    assert c.edges == [list(e) for e in TWIN_EDGES] and c.seed == 42
     assert c.env == "OpenFaaSAutoscaling-v0" and c.episodes_per_iteration == 1
+    # the seed's discretisation is one call away
+    seed = SarsaLambdaConfig().training(bins=(4, 7, 1, 1, 8, 8, 1, 5, 6))
+    assert seed.edges is None and asdict(seed.hyperparams) == asdict(c.hyperparams)
 
 
 def test_training_sets_only_the_given_knobs():
@@ -63,7 +70,9 @@ def test_invalid_configs_are_refused(change, match):
 def test_the_env_comes_from_the_registered_creator(algo):
     assert isinstance(algo.env, OpenFaaSAutoscalingEnv)
     assert algo.env.max_steps == 6 and algo.env.task_seed == 5
-    assert algo.learner.discretiser.bins == (4, 7, 1, 1, 8, 8, 1, 5, 6)
+    from rl_autoscaling.algorithms.sarsa.tabular import TWIN_EDGES
+
+    assert algo.learner.discretiser.edges == TWIN_EDGES
     assert algo.env_runner_group is None and algo.learner_group is None
 
 

@@ -135,6 +135,14 @@ def test_checkpoints_evaluations_and_resume(tmp_path, capsys):
     best = (run / "models" / "sarsa_best.pkl").read_bytes()
     assert best in {(run / "models" / n).read_bytes()
                     for n in ("sarsa_ep0002.pkl", "sarsa_ep0004.pkl", "sarsa_final.pkl")}
+    # ... the one the policy report names, confirmed on fresh episodes beside the frontier
+    report = json.loads((run / "policy_report.json").read_text())
+    assert (run / "models" / Path(report["source"]).name).read_bytes() == best
+    assert report["episodes"] == 100 and report["confirm_seeds"] == [80_000_000, 80_000_099]
+    assert report["tried"][0]["candidate"] in ("sarsa_ep0002", "sarsa_ep0004", "sarsa_final")
+    assert report["slo_met"] == (report["final_qos_lower_bound"] >= report["slo"])
+    assert len(report["frontier"]) >= 2 and (run / "policy_report.png").stat().st_size > 0
+    assert "Best model: " in (run / "logs/training.log").read_text()
     assert "DEBUG Episode 3 summary: q_table_states=" in (run / "logs/training.log").read_text()
     final = SarsaLambdaLearner.load(run / "models" / "sarsa_final.pkl")
 

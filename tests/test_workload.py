@@ -114,3 +114,99 @@ def test_trace_replay(tmp_path):
     bad.write_text("0.0,1.0\n1.0,oops\n")
     with pytest.raises(ConfigError, match="line 2"):
         generate_workload(load_config(None, {"trace": str(bad)}), seed=0)
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+def test_day_and_flash_profiles_have_the_stated_shape():
+    from rl_autoscaling.farm.workload import (
+        episode_steps,
+        episode_workload,
+        expected_task_count,
+        rate_profile,
+        workload_seconds,
+    )
+
+    day = load_config("day")
+    assert workload_seconds(day) == 600 and episode_steps(day, 8.0) == 77
+    # x0.3 -> x2.0 over 4 minutes, 1 minute at x2.0, back down over 4 minutes, 1 minute at x0.3
+    starts = np.cumsum([0] + [p.phase_duration for p in day.phase_definitions])
+    assert list(starts) == [0, 240, 300, 540, 600]
+
+    def rate_at(cfg, t):
+        k = int(np.searchsorted(starts, t, side="right")) - 1
+        return float(rate_profile(cfg.phase_definitions[k], np.array([t - starts[k]]))[0])
+
+    assert [rate_at(day, t) for t in (0, 120, 240, 299, 420, 560)] == pytest.approx(
+        [0.3, 1.15, 2.0, 2.0, 1.15, 0.3])
+    assert expected_task_count(day) == 1380 + 600 + 1380 + 90
+
+    flash = load_config("flash")
+    assert workload_seconds(flash) == 330 and expected_task_count(flash) == 1100
+    wl = episode_workload(flash, 3)
+    # two 20-s bursts at x2.6 (13 tasks/s) over a quiet x0.4 (2 tasks/s)
+    per_second = np.bincount(wl.arrivals.astype(int), minlength=330)
+    busy = np.flatnonzero(np.convolve(per_second, np.ones(20), "valid") > 150)
+    assert busy.size and busy.max() - busy.min() > 100  # two separate bursts...
+    assert per_second[:50].mean() < 3  # ...over a quiet load
+    assert {p.pattern for p in flash.phase_definitions} == {"steady", "spike"}
+
+
+def test_the_generator_is_deterministic_per_seed_and_covers_its_ranges():
+    from rl_autoscaling.farm.workload import (
+        episode_profile,
+        episode_workload,
+        expected_task_count,
+        generated_phases,
+        phase_count,
+        rate_profile,
+    )
+
+    mixed = load_config("mixed")
+    gen = mixed.generator
+    assert gen is not None and (gen.rate_min, gen.rate_max) == (0.2, 2.5)
+    a, b = episode_workload(mixed, 11), episode_workload(mixed, 11)
+    assert np.array_equal(a.arrivals, b.arrivals) and a.phase_names == b.phase_names
+    assert episode_workload(mixed, 12).phase_names != a.phase_names
+    assert a.expected_tasks <= expected_task_count(mixed)
+    lengths, rates, shapes, counts = [], [], set(), []
+    for seed in range(200):
+        phases = episode_profile(mixed, seed).phase_definitions
+        lengths.append(sum(p.phase_duration for p in phases))
+        counts.append(len(phases))
+        shapes.update(p.name.split()[1] for p in phases)
+        for p in phases:
+            t = np.linspace(0, p.phase_duration, 50, endpoint=False)
+            rates.extend(rate_profile(p, t).tolist())
+    # 30-120 steps of 8 s, rates x0.2-x2.5: covered, never exceeded
+    assert gen.episode_min <= min(lengths) < 300 and 900 < max(lengths) <= gen.episode_max
+    assert gen.rate_min <= min(rates) < 0.3 and 2.4 < max(rates) <= gen.rate_max
+    assert shapes == {"steady", "ramp", "day", "burst"}
+    assert max(counts) <= phase_count(mixed)
+    # the draw is the generator's alone: same stream, same phases
+    assert generated_phases(gen, np.random.default_rng(5)) == generated_phases(
+        gen, np.random.default_rng(5))
+
+
+def test_a_generated_episode_finishes_within_episode_steps():
+    from rl_autoscaling.env import OpenFaaSAutoscalingEnv
+    from rl_autoscaling.farm.workload import episode_steps
+    from rl_autoscaling.observation import Obs
+
+    cfg = load_config("mixed", {"generator": {"episode_min": 60, "episode_max": 100,
+                                              "shape_min": 20, "shape_max": 50}})
+    env = OpenFaaSAutoscalingEnv(max_steps=episode_steps(cfg, 8.0), step_duration=8.0,
+                                 initial_workers=24, config=cfg)
+    for seed in (1, 2):
+        obs, info = env.reset(seed=seed)
+        done = False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(2)
+            # the bounds the generator gives the env: phases and tasks of any episode
+            # (the arrival rate's bound is the observation's own, issue 21's other part)
+            for k in (Obs.INPUT_QUEUE, Obs.OUTPUT_QUEUE):
+                assert obs[k] <= env.observation_space.high[k]
+            done = terminated or truncated
+        assert terminated
+        assert info["processed_tasks"] == env.backend.workload.expected_tasks

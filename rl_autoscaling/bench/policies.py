@@ -3,8 +3,11 @@
 The evaluation protocol of docs/baselines.md#comparing-fairly, as one command:
 
 1. **Calibrated baselines** per workload: the static frontier (Static N for every N, on the
-   evaluation seeds), ``StaticBest`` and ``KedaCalibrated`` (searched on calibration seeds),
-   next to KEDA with its defaults.
+   evaluation seeds), ``StaticBest``, ``KedaCalibrated`` and ``HpaCalibrated`` (searched on
+   calibration seeds), next to KEDA and the HPA with their defaults and ``ReactiveMaximum``;
+   and the **clairvoyant** anchor (bench/clairvoyant.py: a look-ahead on copies of the
+   episode, which knows the future) on the first ``--clairvoyant-episodes`` evaluation seeds,
+   its frontier ratio against the frontier on those seeds.
 2. **Trained agents**: each algorithm is trained by its default command (``python -m
    rl_autoscaling.train_<algo> --output-dir ...`` plus the workload's flags) with
    ``--train-seeds`` training seeds; training seed k uses ``--seed 42 + k`` and workload seeds
@@ -13,11 +16,19 @@ The evaluation protocol of docs/baselines.md#comparing-fairly, as one command:
    every training seed and from the calibration seeds (900 000 on). Each trained model is
    also evaluated on the other workloads (train-on-one / evaluate-on-another).
 
+Workloads: ``default``, ``shuffle`` (phase-shuffled default), ``spike`` and ``ramp`` (30 steps,
+as before), any packaged profile (``day``, ``flash``, ``mixed``, ...) or a farm YAML path, run
+for ``--max-steps`` steps (default for those: the workload's nominal seconds over the step, plus
+2 steps to drain; farm.workload.episode_steps). Trainers get the same ``--config`` and
+``--max-steps``.
+
 Reported per agent and workload: mean +- 95 % CI over training seeds (t distribution; for
 baselines over episodes) of final QoS, mean workers, worker-seconds per completed task and
 the ratio of mean workers to the static frontier at the same QoS (below 1: cheaper than any
-fixed count reaching that QoS; NaN above the frontier's best QoS). Writes ``report.md``,
-``results.json`` and ``pareto_<workload>.png`` to ``<output-dir>/bench_<UTC ts>/``.
+fixed count reaching that QoS; NaN above the frontier's best QoS), and the frontier's workers
+at the SLO. Writes ``report.md``, ``results.json``, ``pareto_<workload>.png`` and
+``load_<workload>.png`` (workers against the load, per step, on the first evaluation seed, for
+every agent) to ``<output-dir>/bench_<UTC ts>/``.
 """
 
 from __future__ import annotations
@@ -36,6 +47,9 @@ import numpy as np
 from ..common.errors import UserError, run_guarded
 from ..common.modelio import atomic_write_json, atomic_write_text
 from ..common.rundir import new_run_dir
+from ..config import load_config
+from ..farm.workload import episode_steps
+from ..policies.hpa import SERVICE_TIME
 from ..training.calibration import (
     calibrated_policy,
     calibration_seeds,
@@ -46,7 +60,7 @@ from ..training.calibration import (
 log = logging.getLogger(__name__)
 
 EVAL_SEED_BASE = 500_000
-#: Workload name -> (env keyword arguments, trainer flags).
+#: Built-in workload name -> (env keyword arguments, trainer flags); they run 30 steps.
 WORKLOADS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "default": ({}, []),
     "shuffle": ({"phase_shuffle": True, "phase_shuffle_seed": None}, ["--phase-shuffle"]),
@@ -55,6 +69,8 @@ WORKLOADS: dict[str, tuple[dict[str, Any], list[str]]] = {
 }
 ENV_ARGS = {"max_steps": 30, "step_duration": 8.0, "observation_window": 8.0,
             "initial_workers": 12}
+BASELINES = ("StaticBest", "KedaCalibrated", "HpaCalibrated", "Keda", "Hpa", "ReactiveMaximum")
+CLAIRVOYANT = "Clairvoyant"
 METRICS = (("final_qos", "final QoS", 4), ("mean_workers", "mean workers", 2),
            ("wsec_per_task", "worker-s / task", 2), ("frontier_ratio", "W / frontier W", 3))
 #: Two-sided 95 % t quantiles by degrees of freedom (1.96 beyond the table).
@@ -74,31 +90,72 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
     return float(x.mean()), float(t * x.std(ddof=1) / math.sqrt(x.size))
 
 
-def make_env(workload: str):
+def workload_spec(workload: str, max_steps: int | None = None) -> tuple[dict[str, Any],
+                                                                        list[str]]:
+    """(env keyword arguments, trainer flags) of ``workload``: a built-in name, a packaged
+    profile or a YAML path (ConfigError, a one-line user error, if it cannot be loaded);
+    ``max_steps`` None: 30 for the built-ins, else the workload's episode_steps."""
+    if workload in WORKLOADS:
+        env, flags = WORKLOADS[workload]
+        steps = ENV_ARGS["max_steps"] if max_steps is None else max_steps
+    else:
+        cfg = load_config(workload)
+        env, flags = {"config": workload}, ["--config", workload]
+        steps = (episode_steps(cfg, ENV_ARGS["step_duration"]) if max_steps is None
+                 else max_steps)
+    return {**ENV_ARGS, **env, "max_steps": int(steps)}, [*flags, "--max-steps", str(steps)]
+
+
+def file_tag(workload: str) -> str:
+    """``workload`` as a file-name part (a YAML path: its stem)."""
+    return Path(workload).stem if workload not in WORKLOADS else workload
+
+
+def make_env(workload: str, max_steps: int | None = None):
     from ..env import OpenFaaSAutoscalingEnv
 
-    return OpenFaaSAutoscalingEnv(**ENV_ARGS, **WORKLOADS[workload][0])
+    return OpenFaaSAutoscalingEnv(**workload_spec(workload, max_steps)[0])
 
 
-def episode_figures(env, policy, seeds: Sequence[int], frontier) -> dict[str, list[float]]:
-    """Per-episode figures of ``policy`` on ``env`` (greedy, one episode per seed)."""
-    from ..common.rollout import run_episode
-
-    out: dict[str, list[float]] = {key: [] for key, _, _ in METRICS}
+def _figures(traces, frontier) -> dict[str, list[float]]:
+    """Per-episode figures of ``traces``; ``example``: the first episode's steps."""
+    out: dict[str, Any] = {key: [] for key, _, _ in METRICS}
     out["worker_counts"] = []
-    for seed in seeds:
-        policy.reset()
-        trace = run_episode(env, policy.act, seed=int(seed))
+    for trace in traces:
         s = trace.summary()
         out["final_qos"].append(s["final_qos"])
         out["mean_workers"].append(s["mean_workers"])
         out["wsec_per_task"].append(s["worker_seconds"] / max(1, s["processed_tasks"]))
         out["frontier_ratio"].append(math.nan)
         out["worker_counts"].append(list(trace.worker_counts))
+        if "example" not in out:
+            out["example"] = {"worker_counts": list(trace.worker_counts),
+                              "arrival_rates": list(trace.arrival_rates),
+                              "step_seconds": list(trace.step_seconds)}
     # the ratio compares the policy's mean figures with the frontier at its mean QoS
     q, w = float(np.mean(out["final_qos"])), float(np.mean(out["mean_workers"]))
-    out["frontier_ratio"] = [w / frontier_workers_at(frontier, q)] * len(seeds)
+    out["frontier_ratio"] = [w / frontier_workers_at(frontier, q)] * len(out["final_qos"])
     return out
+
+
+def episode_figures(env, policy, seeds: Sequence[int], frontier) -> dict[str, Any]:
+    """Per-episode figures of ``policy`` on ``env`` (greedy, one episode per seed)."""
+    from ..common.rollout import run_episode
+
+    traces = []
+    for seed in seeds:
+        policy.reset()
+        traces.append(run_episode(env, policy.act, seed=int(seed)))
+    return _figures(traces, frontier)
+
+
+def clairvoyant_figures(env, seeds: Sequence[int], slo: float) -> tuple[dict[str, Any], list]:
+    """The clairvoyant's figures on ``seeds`` and the static frontier on those seeds."""
+    from .clairvoyant import clairvoyant_episode
+
+    frontier = static_frontier(env, range(env.min_workers, env.max_workers + 1), seeds)
+    traces = [clairvoyant_episode(env, int(seed), slo) for seed in seeds]
+    return _figures(traces, frontier), frontier
 
 
 def summarise(per_unit: Sequence[Mapping[str, list[float]]]) -> dict[str, Any]:
@@ -111,6 +168,8 @@ def summarise(per_unit: Sequence[Mapping[str, list[float]]]) -> dict[str, Any]:
         else:
             row[key] = mean_ci95([float(np.nanmean(u[key])) for u in per_unit])
     row["units"] = len(per_unit)
+    row["episodes"] = len(per_unit[0]["final_qos"])
+    row["example"] = per_unit[0].get("example")
     row["per_step_workers"] = np.mean([np.mean(u["worker_counts"], axis=0)
                                        for u in per_unit if _rectangular(u["worker_counts"])]
                                       or [[math.nan]], axis=0).tolist()
@@ -121,14 +180,14 @@ def _rectangular(rows: Sequence[Sequence[float]]) -> bool:
     return len({len(r) for r in rows}) == 1
 
 
-def train(algo: str, workload: str, k: int, out: Path, extra: Sequence[str]) -> tuple[Path,
-                                                                                    float]:
+def train(algo: str, workload: str, k: int, out: Path, extra: Sequence[str],
+          max_steps: int | None = None) -> tuple[Path, float]:
     """Train ``algo`` by its default command on ``workload`` with training seed ``k``; the
     chosen model file (``<algo>_best.*`` if written, else ``<algo>_final.*``) and wall time."""
-    run_base = out / "train" / f"{algo}_{workload}_s{k}"
+    run_base = out / "train" / f"{algo}_{file_tag(workload)}_s{k}"
     cmd = [sys.executable, "-m", f"rl_autoscaling.train_{algo}", "--output-dir", str(run_base),
            "--seed", str(42 + k), "--task-seed", str((k + 1) * 10_000),
-           *WORKLOADS[workload][1], *extra]
+           *workload_spec(workload, max_steps)[1], *extra]
     log.info("training: %s", " ".join(cmd[1:]))
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -155,6 +214,31 @@ def load_trained(algo: str, path: Path):
     return DqnPolicy.load(path)
 
 
+def baseline_rows(env, args: argparse.Namespace, eval_seeds: Sequence[int],
+                  cal_seeds: Sequence[int], frontier) -> dict[str, Any]:
+    """The baselines' rows on ``env``: calibrated ones (searched on ``cal_seeds``), the
+    defaults, and the clairvoyant on the first ``--clairvoyant-episodes`` seeds."""
+    from ..training.agents import AgentOptions, build_policy
+
+    rows: dict[str, Any] = {}
+    for name in BASELINES:
+        if name in ("StaticBest", "KedaCalibrated", "HpaCalibrated"):
+            policy, cal = calibrated_policy(name, env, args.slo, cal_seeds)
+            extra = {"params": cal.params, "slo_met_in_calibration": cal.met}
+        else:
+            policy, extra = build_policy(name, AgentOptions(
+                action_deltas=env.action_deltas, min_workers=env.min_workers,
+                max_workers=env.max_workers, initial_workers=env.initial_workers,
+                step_duration=env.step_duration)), {}
+        rows[name] = {**summarise([episode_figures(env, policy, eval_seeds, frontier)]), **extra}
+    if args.clairvoyant_episodes:
+        seeds = eval_seeds[:args.clairvoyant_episodes]
+        figures, own = clairvoyant_figures(env, seeds, args.slo)
+        rows[CLAIRVOYANT] = {**summarise([figures]), "eval_seeds": list(seeds),
+                             "frontier_at_slo": frontier_workers_at(own, args.slo)}
+    return rows
+
+
 def run_protocol(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     eval_seeds = [EVAL_SEED_BASE + i for i in range(args.eval_episodes)]
     cal_seeds = calibration_seeds(args.calibration_episodes)
@@ -163,26 +247,17 @@ def run_protocol(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                                "workloads": {}}
     frontiers: dict[str, list] = {}
     for workload in args.workloads:
-        env = make_env(workload)
+        env = make_env(workload, args.max_steps)
         frontiers[workload] = static_frontier(env, range(env.min_workers, env.max_workers + 1),
                                               eval_seeds)
-        rows: dict[str, Any] = {}
-        for name in ("StaticBest", "KedaCalibrated"):
-            policy, cal = calibrated_policy(name, env, args.slo, cal_seeds)
-            rows[name] = {**summarise([episode_figures(env, policy, eval_seeds,
-                                                       frontiers[workload])]),
-                          "params": cal.params, "slo_met_in_calibration": cal.met}
-        from ..policies.keda import KedaQueue
-
-        rows["Keda"] = summarise([episode_figures(
-            env, KedaQueue(min_workers=env.min_workers, max_workers=env.max_workers,
-                           step_duration=env.step_duration, action_deltas=env.action_deltas),
-            eval_seeds, frontiers[workload])])
-        env.close()
+        rows = baseline_rows(env, args, eval_seeds, cal_seeds, frontiers[workload])
         results["workloads"][workload] = {
+            "max_steps": env.max_steps,
             "frontier": [{"workers": p.workers, "final_qos": p.final_qos,
                           "mean_workers": p.mean_workers} for p in frontiers[workload]],
+            "frontier_at_slo": frontier_workers_at(frontiers[workload], args.slo),
             "agents": rows}
+        env.close()
         print(f"[{workload}] baselines done", flush=True)
     extra = args.trainer_args.split() if args.trainer_args else []
     for algo in args.algos:
@@ -190,11 +265,11 @@ def run_protocol(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             units: dict[str, list] = {w: [] for w in args.workloads}
             walls = []
             for k in range(args.train_seeds):
-                model, wall = train(algo, train_on, k, out, extra)
+                model, wall = train(algo, train_on, k, out, extra, args.max_steps)
                 walls.append(wall)
                 policy = load_trained(algo, model)
                 for workload in args.workloads:
-                    env = make_env(workload)
+                    env = make_env(workload, args.max_steps)
                     units[workload].append(episode_figures(env, policy, eval_seeds,
                                                            frontiers[workload]))
                     env.close()
@@ -216,16 +291,34 @@ def format_report(results: Mapping[str, Any]) -> str:
              f"(seeds {EVAL_SEED_BASE}..); {s['train_seeds']} training seeds per trained "
              f"agent; calibration on {s['calibration_episodes']} other seeds. Cells: mean +- "
              "95 % CI (trained: over training seeds; baselines: over episodes). "
-             "`ALGO@w`: trained on workload w.", ""]
+             "`ALGO@w`: trained on workload w. "
+             f"{CLAIRVOYANT}: knows the future (look-ahead on copies of the episode), on the "
+             f"first {s['clairvoyant_episodes']} evaluation seeds, its ratio against the "
+             "frontier on those seeds.", ""]
     for workload, data in results["workloads"].items():
-        lines += [f"## {workload}", "",
+        best = max(data["frontier"], key=lambda p: p["final_qos"])
+        at_slo = (f"Static frontier at the SLO: {data['frontier_at_slo']:.2f} mean workers."
+                  if math.isfinite(data["frontier_at_slo"]) else
+                  f"No fixed count reaches the SLO (best: Static {best['workers']} at QoS "
+                  f"{best['final_qos']:.4f}).")
+        lines += [f"## {workload}", "", f"{data['max_steps']} steps. {at_slo}", "",
                   "| agent | " + " | ".join(t for _, t, _ in METRICS) + " |",
                   "|---|" + "---:|" * len(METRICS)]
         for name, row in data["agents"].items():
             cells = [f"{row[k][0]:.{d}f} +- {row[k][1]:.{d}f}" for k, _, d in METRICS]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            label = f"{name} ({row['episodes']} seeds)" if name == CLAIRVOYANT else name
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def plot_load(workload: str, data: Mapping[str, Any], path: Path) -> Path:
+    """Workers against the load on the first evaluation seed, for every agent."""
+    from ..reporting.load import plot_workers_vs_load
+
+    traces = {name: row["example"] for name, row in data["agents"].items() if row.get("example")}
+    return plot_workers_vs_load(f"{workload}: workers against the load (first evaluation seed)",
+                                traces, path, SERVICE_TIME)
 
 
 def plot_pareto(workload: str, data: Mapping[str, Any], path: Path) -> Path:
@@ -266,16 +359,23 @@ def build_parser() -> argparse.ArgumentParser:
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--algos", nargs="*", choices=("sarsa", "dqn"), default=["sarsa", "dqn"],
                    help="algorithms to train (none: baselines only)")
-    p.add_argument("--workloads", nargs="+", choices=tuple(WORKLOADS), default=list(WORKLOADS),
-                   help="workloads to evaluate on")
-    p.add_argument("--train-workloads", nargs="+", choices=tuple(WORKLOADS),
-                   default=["default", "shuffle", "spike"],
+    p.add_argument("--workloads", nargs="+", default=list(WORKLOADS), metavar="WORKLOAD",
+                   help="workloads to evaluate on: " + ", ".join(WORKLOADS) + ", a packaged "
+                        "profile (day, flash, mixed, ...) or a farm YAML path")
+    p.add_argument("--train-workloads", nargs="+", default=["default", "shuffle", "spike"],
+                   metavar="WORKLOAD",
                    help="workloads to train on (each trained model is evaluated on every "
                         "workload with --shift)")
     p.add_argument("--shift", action="store_true",
                    help="also report each model on the workloads it was not trained on")
     p.add_argument("--train-seeds", type=int, default=3, help="training seeds per agent")
     p.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="steps per episode (default: 30 for the built-in workloads, else the "
+                        "workload's nominal seconds / 8 s + 2 steps to drain)")
+    p.add_argument("--clairvoyant-episodes", type=int, default=10,
+                   help="evaluation seeds (the first ones) the clairvoyant anchor plays "
+                        "(~1 s each; 0: skip it)")
     p.add_argument("--calibration-episodes", type=int, default=20,
                    help="episodes per calibration candidate")
     p.add_argument("--slo", type=float, default=0.99, help="final-QoS SLO")
@@ -290,9 +390,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def go() -> int:
-        for flag in ("train_seeds", "eval_episodes", "calibration_episodes"):
-            if getattr(args, flag) < 1:
+        for flag in ("train_seeds", "eval_episodes", "calibration_episodes", "max_steps"):
+            if getattr(args, flag) is not None and getattr(args, flag) < 1:
                 raise UserError(f"--{flag.replace('_', '-')} must be >= 1")
+        if args.clairvoyant_episodes < 0:
+            raise UserError("--clairvoyant-episodes must be >= 0")
+        for workload in {*args.workloads, *args.train_workloads}:
+            workload_spec(workload)  # a bad name or file fails before anything runs
         if not 0 < args.slo <= 1:
             raise UserError(f"--slo must be in (0, 1], got {args.slo}")
         logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -300,7 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run_protocol(args, out)
         report = format_report(results)
         for workload, data in results["workloads"].items():
-            plot_pareto(workload, data, out / f"pareto_{workload}.png")
+            plot_pareto(workload, data, out / f"pareto_{file_tag(workload)}.png")
+            plot_load(workload, data, out / f"load_{file_tag(workload)}.png")
         atomic_write_json(out / "results.json", results)
         atomic_write_text(out / "report.md", report + "\n")
         print(report)

@@ -7,7 +7,6 @@ numbers mean the same thing everywhere.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -234,31 +233,19 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std())
 
 
-def slo_met(evaluation: Mapping[str, Any], slo: float, z: float = 1.645) -> bool:
-    """Whether a greedy evaluation record (``checkpoint_evaluation``) meets the final-QoS SLO
-    with ~95 % confidence: the one-sided lower bound ``mean - z * std / sqrt(n - 1)`` of its
-    mean final QoS is at least ``slo`` (``std`` is the population deviation over its ``n =
-    eval_episodes`` episodes; without them, the mean itself).
-
-    The margin matters when the cheapest of several checkpoints is picked: on the mean alone
-    the pick favours lucky evaluations (one SARSA checkpoint scored 0.995 on its 20 evaluation
-    episodes and 0.974 on held-out seeds)."""
-    qos = evaluation.get("mean_final_qos")
-    if qos is None or qos != qos:
-        return False
-    std, n = evaluation.get("std_final_qos"), int(evaluation.get("eval_episodes") or 0)
-    margin = z * float(std) / math.sqrt(n - 1) if std is not None and n > 1 else 0.0
-    return float(qos) - margin >= slo
-
-
+PER_EPISODE_KEYS = ("final_qos", "mean_workers")
 EVAL_KEYS = ("total_reward", "mean_reward", "final_qos", "mean_qos", "scaling_actions",
              "noop_actions", "max_workers", "mean_workers")
 
 
 def checkpoint_evaluation(episode: int, traces: Sequence[EpisodeTrace]) -> dict[str, Any]:
-    """One ``evaluation_metrics.json`` checkpoint: mean_X / std_X over the eval episodes."""
+    """One ``evaluation_metrics.json`` checkpoint: mean_X / std_X over the eval episodes, and
+    ``episodes``: each episode's final QoS and mean workers (what the ranking rule's bootstrap
+    bound reads, :mod:`rl_autoscaling.common.ranking`)."""
     summaries = [t.summary() for t in traces]
     out: dict[str, Any] = {"episode": episode, "eval_episodes": len(traces)}
     for key in EVAL_KEYS:
         out[f"mean_{key}"], out[f"std_{key}"] = mean_std(s[key] for s in summaries)
+    out["episodes"] = {key: [round(float(s[key]), 6) for s in summaries]
+                       for key in PER_EPISODE_KEYS}
     return out

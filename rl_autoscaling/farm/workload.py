@@ -9,11 +9,18 @@ nominal midpoint, so the phase total is kept and steady phases reduce to the rul
 
 Every draw comes from one ``numpy.random.Generator`` seeded by the episode's task seed, so equal
 seeds give identical workloads. The live farm's emitter calls the same functions.
+
+A config with a ``generator:`` section (domain randomisation, ``configs/mixed.yml``) draws
+each episode's phases from the episode seed (:func:`generated_phases`) before generating its
+tasks as above, so the twin and the live emitter see the same episode for the same seed; its
+:func:`expected_task_count`, :func:`phase_count` and :func:`workload_seconds` are bounds over
+all episodes (the env sizes its observation and its steps by them).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +28,14 @@ from typing import Sequence
 
 import numpy as np
 
-from ..config import ConfigError, DeadlineConfig, FarmConfig, PhaseConfig, ProcessingConfig
+from ..config import (
+    ConfigError,
+    DeadlineConfig,
+    FarmConfig,
+    GeneratorConfig,
+    PhaseConfig,
+    ProcessingConfig,
+)
 
 
 @dataclass(frozen=True)
@@ -63,10 +77,97 @@ def phase_task_count(base_rate: float, phase: PhaseConfig) -> int:
 
 
 def expected_task_count(cfg: FarmConfig) -> int:
-    """Tasks one episode generates: the phase totals, or the trace's rows."""
+    """Tasks one episode generates: the phase totals, or the trace's rows; with a generator,
+    the most an episode can hold (``rate_max`` for ``episode_max`` seconds)."""
     if cfg.trace:
         return int(load_trace(cfg.trace).shape[0])
+    if cfg.generator is not None:
+        gen = cfg.generator
+        return int(math.floor(cfg.base_rate * gen.rate_max * gen.episode_max / 60.0)) + 1
     return sum(phase_task_count(cfg.base_rate, p) for p in cfg.phase_definitions)
+
+
+def phase_count(cfg: FarmConfig) -> int:
+    """Phases per episode (a trace is one); with a generator, the most an episode can have."""
+    if cfg.trace:
+        return 1
+    if cfg.generator is not None:
+        gen = cfg.generator
+        # at most floor(episode / shape_min) + 1 shapes (the last one cut short), 3 phases each
+        return 3 * (int(math.floor(gen.episode_max / gen.shape_min)) + 1)
+    return len(cfg.phase_definitions)
+
+
+def workload_seconds(cfg: FarmConfig) -> float:
+    """Nominal seconds of an episode's workload: the phase durations' sum, the trace's last
+    arrival, or a generator's longest episode."""
+    if cfg.trace:
+        data = load_trace(cfg.trace)
+        return float(data[-1, 0] - data[0, 0])
+    if cfg.generator is not None:
+        return float(cfg.generator.episode_max)
+    return float(sum(p.phase_duration for p in cfg.phase_definitions))
+
+
+def episode_steps(cfg: FarmConfig, step_duration: float, drain_steps: int = 2) -> int:
+    """Steps an episode needs for its workload to be emitted and drained: the nominal
+    seconds over ``step_duration``, plus ``drain_steps``. (An episode that drains sooner
+    terminates sooner.)"""
+    return int(math.ceil(workload_seconds(cfg) / step_duration - 1e-9)) + int(drain_steps)
+
+
+def generated_phases(gen: GeneratorConfig, rng: np.random.Generator) -> list[PhaseConfig]:
+    """One episode's phases drawn by the generator ``gen`` with ``rng`` (see GeneratorConfig)."""
+    total = float(rng.uniform(gen.episode_min, gen.episode_max))
+    lo, hi = gen.rate_min, gen.rate_max
+    mid = (lo + hi) / 2
+
+    def rate(a: float = lo, b: float = hi) -> float:
+        return float(rng.uniform(a, b))
+
+    phases: list[PhaseConfig] = []
+    level, t, shapes = rate(), 0.0, 0
+    while total - t > 1e-6:
+        length = min(float(rng.uniform(gen.shape_min, gen.shape_max)), total - t)
+        shape = gen.shapes[int(rng.integers(len(gen.shapes)))]
+        shapes += 1
+        name = f"{shapes} {shape}"
+        if shape == "steady":
+            level = rate()
+            phases.append(PhaseConfig(name, length, multiplier=level))
+        elif shape == "ramp":
+            end = rate()
+            phases.append(PhaseConfig(name, length, pattern="ramp", ramp_from=level,
+                                      ramp_to=end))
+            level = end
+        elif shape == "day":
+            low, peak = rate(lo, mid), rate(mid, hi)
+            phases += [PhaseConfig(f"{name} rise", 0.4 * length, pattern="ramp", ramp_from=low,
+                                   ramp_to=peak),
+                       PhaseConfig(f"{name} peak", 0.2 * length, multiplier=peak),
+                       PhaseConfig(f"{name} fall", 0.4 * length, pattern="ramp", ramp_from=peak,
+                                   ramp_to=low)]
+            level = low
+        else:  # burst
+            quiet, peak = rate(lo, mid), rate(mid, hi)
+            burst = min(float(rng.uniform(gen.burst_min, gen.burst_max)), length / 2)
+            start = float(rng.uniform(0.0, length - burst))
+            phases.append(PhaseConfig(name, length, multiplier=quiet, pattern="spike",
+                                      spike_multiplier=peak, spike_start=start,
+                                      spike_duration=burst))
+            level = quiet
+        t += length
+    return phases
+
+
+def episode_profile(cfg: FarmConfig, seed: int) -> FarmConfig:
+    """``cfg`` with the phases of the episode seeded ``seed``: a generator draws them from the
+    seed's third stream (:func:`episode_seeds` uses the first two); other configs as they are."""
+    if cfg.generator is None:
+        return cfg
+    stream = np.random.SeedSequence(int(seed)).spawn(3)[2]
+    phases = generated_phases(cfg.generator, np.random.default_rng(stream))
+    return dataclasses.replace(cfg, phase_definitions=phases, generator=None)
 
 
 def rate_profile(phase: PhaseConfig, t: np.ndarray) -> np.ndarray:
@@ -170,7 +271,10 @@ def episode_seeds(seed: int) -> tuple[np.random.SeedSequence, np.random.SeedSequ
 
 
 def episode_workload(cfg: FarmConfig, seed: int, order: Sequence[int] | None = None) -> Workload:
-    """The workload of the episode seeded ``seed`` (:func:`episode_seeds`)."""
+    """The workload of the episode seeded ``seed`` (:func:`episode_seeds`; a generator's
+    phases from :func:`episode_profile`, which also ignores ``order``: its order is drawn)."""
+    if cfg.generator is not None:
+        return generate_workload(episode_profile(cfg, seed), episode_seeds(seed)[0])
     return generate_workload(cfg, episode_seeds(seed)[0], list(order) if order else None)
 
 

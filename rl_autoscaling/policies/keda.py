@@ -20,16 +20,15 @@ from each step's ``info["step_duration"]`` (the nominal ``step_duration`` if abs
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ..observation import Obs
-from .reactive import StepPolicy
+from .hpa import StabilisedScaler
 
 
-class KedaQueue(StepPolicy):
+class KedaQueue(StabilisedScaler):
     """Scale toward ``ceil(worker_queue / target_per_replica)`` with scale-down stabilisation.
 
     Args:
@@ -46,48 +45,19 @@ class KedaQueue(StepPolicy):
     def __init__(self, target_per_replica: float = 5.0, stabilization_window: float = 300.0,
                  min_workers: int = 1, max_workers: int = 32, step_duration: float = 8.0,
                  action_deltas: Sequence[int] = (-1, 0, 1)) -> None:
-        super().__init__(action_deltas)
         if target_per_replica <= 0:
             raise ValueError(f"target_per_replica must be > 0, got {target_per_replica}")
-        if stabilization_window < 0:
-            raise ValueError(f"stabilization_window must be >= 0, got {stabilization_window}")
-        if max_workers < min_workers:
-            raise ValueError(f"max_workers must be >= min_workers, got {max_workers} < {min_workers}")
         self.target_per_replica = float(target_per_replica)
-        self.stabilization_window = float(stabilization_window)
-        self.min_workers, self.max_workers = int(min_workers), int(max_workers)
-        self.step_duration = float(step_duration)
-        self.reset()
-
-    def reset(self) -> None:
-        self.clock = 0.0  # seconds since reset
-        self.history: deque[tuple[float, int]] = deque()  # (time, raw recommendation)
-        self.last_decision: dict[str, float] = {}
+        super().__init__(stabilization_window, min_workers, max_workers, step_duration,
+                         action_deltas)
 
     def desired(self, worker_queue: float) -> int:
         """The HPA recommendation for a queue length: ceil(queue / target), clamped."""
-        raw = math.ceil(max(0.0, float(worker_queue)) / self.target_per_replica - 1e-9)
-        return min(self.max_workers, max(self.min_workers, raw))
+        return self.clamp(math.ceil(max(0.0, float(worker_queue)) / self.target_per_replica
+                                    - 1e-9))
 
-    def act(self, obs: np.ndarray, info: Mapping[str, Any]) -> int:
-        if int(info.get("step", 1)) == 0:
-            self.reset()  # the reset observation: a fresh episode
-        else:
-            self.clock += float(info.get("step_duration", self.step_duration) or self.step_duration)
-        now = self.clock
-        workers = int(round(float(obs[Obs.WORKERS])))
-        if not self.history and self.stabilization_window > 0:
-            self.history.append((now, workers))  # the HPA's seed: the current replica count
-        want = self.desired(obs[Obs.WORKER_QUEUE])
-        self.history.append((now, want))
-        while self.history and self.history[0][0] < now - self.stabilization_window - 1e-9:
-            self.history.popleft()
-        # Scale up at once; scale down only to the highest recommendation in the window.
-        target = want if want >= workers else min(workers, max(w for _, w in self.history))
-        step = int(np.sign(target - workers))
-        self.last_decision = {"time": now, "desired": float(want), "target": float(target),
-                              "step": float(step)}
-        return self.action(step)
+    def recommend(self, obs: np.ndarray, info: Mapping[str, Any], workers: int) -> int:
+        return self.desired(obs[Obs.WORKER_QUEUE])
 
 
 __all__ = ["KedaQueue"]

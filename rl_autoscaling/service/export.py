@@ -20,15 +20,16 @@ import math
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
+from ..algorithms.registry import ALGORITHMS, algorithm
 from ..common.errors import UserError, run_guarded
 from ..common.modelio import atomic_write_json, atomic_write_text
 from ..training.harness import RunDirectory, episode_line
 
 MODEL_INFO = "farm_model.json"  # written by the trainable into every Tune checkpoint
 SOURCE_MARKER = "tune_trial.txt"
-TRIAL_PREFIXES = {"SarsaLambdaFarm": "sarsa", "DQNFarm": "dqn"}
+TRIAL_PREFIXES = {d.trial_prefix: name for name, d in ALGORITHMS.items()}
 EVAL_PREFIXES = ("mean_", "std_")
 
 
@@ -104,7 +105,7 @@ def evaluation_records(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         ev = row.get("evaluation") or {}
         if "episode" in ev and "eval_episodes" in ev:
             keep = {k: v for k, v in ev.items()
-                    if k in ("episode", "eval_episodes") or k.startswith(EVAL_PREFIXES)}
+                    if k in ("episode", "eval_episodes", "episodes") or k.startswith(EVAL_PREFIXES)}
             out.append(keep)
     return _last_by_episode(out)
 
@@ -188,6 +189,45 @@ def export_experiment(results, algo: str, output: Path, metric: str = "eval_scor
         runs[result.path] = str(export_trial(Path(result.path), output))
     best = best_trial([Path(p) for p in runs], metric, mode)
     return {"runs": runs, "best": runs[str(best)] if best is not None else None}
+
+
+def deliver_policy(runs: Mapping[str, str], algo: str) -> tuple[Path | None, dict[str, Any]]:
+    """The service's deliverable: among every evaluated checkpoint of every exported trial,
+    the model the project's ranking rule chooses, confirmed on greedy episodes no trial
+    trained on (``training.report``); written as ``models/<algo>_best.*`` with
+    ``policy_report.json`` / ``.png`` into the run directory it came from. Returns (that
+    run directory or None, the report)."""
+    from ..training.report import Candidate, evaluation_env, write_best
+
+    desc = algorithm(algo)
+    candidates: list[Candidate] = []
+    owner: dict[Path, Path] = {}
+    env_config: dict[str, Any] | None = None
+    for trial_dir, run_dir in runs.items():
+        params_path = Path(trial_dir) / "params.json"
+        if env_config is None and params_path.exists():
+            env_config = dict(json.loads(params_path.read_text()).get("env_config") or {})
+        run = RunDirectory(Path(run_dir), algo)
+        if not run.evaluation_metrics.exists():
+            continue
+        for record in json.loads(run.evaluation_metrics.read_text()).get("checkpoints", []):
+            path = run.model_path(int(record["episode"]), desc.model_suffix)
+            if path.exists():
+                candidates.append(Candidate(path, record, f"{run.root.name}/{path.stem}"))
+                owner[path] = run.root
+    if not candidates or env_config is None:
+        return None, {"chosen": None, "note": "no evaluated checkpoint to choose from"}
+    if env_config.get("backend", "simulated") == "live":
+        return None, {"chosen": None,
+                      "note": "live backend: choose with compare_policies on the twin"}
+    env = evaluation_env(env_config)
+    try:
+        slo = float(env.farm_config.reward.slo_cost.qos_target)
+        return write_best(candidates, desc.load_policy, env, slo, lambda c: owner[c.path],
+                          f"{algo}_best{desc.model_suffix}", algo=algo,
+                          settings={"trials": len(runs), "env_config": env_config})
+    finally:
+        env.close()
 
 
 def trial_score(trial_dir: Path, metric: str) -> float | None:

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
-from ..common.metrics import slo_met
+from ..common import ranking
 
 KPI_NAMES = ("final_qos", "mean_workers", "scaling_actions", "reward")
 TAG_KEYS = ("algo", "experiment", "trial")  # experiment/trial: the Tune experiment and trial id
@@ -92,15 +92,12 @@ SLO_MET_BONUS = 1000.0
 
 
 def eval_score(evaluation: Mapping[str, Any], target_qos: float) -> float:
-    """The SLO-aware score of a greedy evaluation record (``evaluation_metrics.json``):
-    ``(QoS target met) * 1000 - mean_workers``, "met" with ~95 % confidence over the
-    evaluation's episodes (:func:`rl_autoscaling.common.metrics.slo_met`). Every evaluation
-    that meets the QoS target beats every one that does not; among those, fewer workers win.
-    NaN when the record has no final QoS."""
-    qos, workers = evaluation.get("mean_final_qos"), _mean_workers(evaluation)
-    if qos is None or workers is None:
-        return float("nan")
-    return float(slo_met(evaluation, target_qos)) * SLO_MET_BONUS - float(workers)
+    """The score of a greedy evaluation record (``evaluation_metrics.json``): the project's
+    one ranking rule as a number (:func:`rl_autoscaling.common.ranking.score`): ``1000 -
+    mean_workers`` when the SLO is met by the QoS lower bound, else that bound minus 1, so
+    every evaluation meeting the SLO beats every one that does not, among those fewer workers
+    win, and among the others the higher QoS. NaN when the record has no final QoS."""
+    return ranking.score(ranking.Evaluation.of(evaluation), target_qos, bonus=SLO_MET_BONUS)
 
 
 def _mean_workers(evaluation: Mapping[str, Any]) -> float | None:

@@ -5,6 +5,7 @@ A spec file (see ``tune_configs/``) has these sections; unknown keys are errors 
     algo: dqn                      # sarsa | dqn
     name: dqn                      # experiment directory under --storage-path
     num_samples: 1
+    seeds: 3                       # training seeds of each sample, trained side by side
     metric: eval_score             # what picks the best trial (and drives scheduler/search)
     mode: max
     scheduler: {type: asha, grace_period: 2, reduction_factor: 2}   # or fifo (default)
@@ -34,7 +35,7 @@ import yaml
 
 from ..config import ConfigError, apply_overrides
 
-TOP_KEYS = {"algo", "name", "num_samples", "metric", "mode", "stop", "checkpoint",
+TOP_KEYS = {"algo", "name", "num_samples", "seeds", "metric", "mode", "stop", "checkpoint",
             "evaluation", "resources", "failure", "env_config", "training", "smoke",
             "scheduler", "search"}
 SECTION_KEYS = {
@@ -58,6 +59,7 @@ class ExperimentSpec:
     algo: str
     name: str
     num_samples: int = 1
+    seeds: int = 3          # training seeds trained side by side (each sample runs all of them)
     metric: str = "eval_score"  # service.kpis.eval_score of the latest greedy evaluation
     mode: str = "max"
     stop: dict[str, Any] = field(default_factory=lambda: {"training_iteration": 100})
@@ -133,10 +135,12 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 
 def load_spec(path: str | Path, algo: str, smoke: bool = False,
               overrides: Mapping[str, Any] | None = None,
-              training_keys: set[str] | None = None) -> ExperimentSpec:
-    """Read and validate a spec file; apply ``smoke`` overrides, then ``overrides``."""
+              training_keys: set[str] | None = None,
+              base: Mapping[str, Any] | None = None) -> ExperimentSpec:
+    """Read and validate a spec file over ``base`` (the recipe's sections: the file's values
+    win, section by section); apply ``smoke`` overrides, then ``overrides``."""
     path = Path(path)
-    data = _read_yaml(path)
+    data = _merge(base or {}, _read_yaml(path))
     _check_keys(data, TOP_KEYS, "")
     if data.get("algo", algo) != algo:
         raise ConfigError(f"tune config {path} is for algo {data['algo']!r}, not {algo!r}")
@@ -148,6 +152,17 @@ def load_spec(path: str | Path, algo: str, smoke: bool = False,
         data = apply_overrides(data, overrides)
     _check_sections(data, training_keys)
     return _build_spec(data, algo)
+
+
+def _merge(base: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` over ``base``: mappings merged key by key (one level), other values replaced."""
+    out = copy.deepcopy(dict(base))
+    for key, value in data.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key != "smoke":
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -177,7 +192,7 @@ def _check_sections(data: Mapping[str, Any], training_keys: set[str] | None) -> 
 
 def _build_spec(data: Mapping[str, Any], algo: str) -> ExperimentSpec:
     spec = ExperimentSpec(algo=algo, name=data.get("name", algo))
-    for key in ("num_samples", "metric", "mode"):
+    for key in ("num_samples", "seeds", "metric", "mode"):
         if key in data:
             setattr(spec, key, data[key])
     for section in ("stop", "checkpoint", "evaluation", "resources", "failure", "scheduler",
@@ -185,8 +200,10 @@ def _build_spec(data: Mapping[str, Any], algo: str) -> ExperimentSpec:
         getattr(spec, section).update(data.get(section, {}))
     spec.env_config = dict(data.get("env_config", {}))
     spec.training = dict(data.get("training", {}))
-    if not isinstance(spec.num_samples, int) or spec.num_samples < 1:
-        raise ConfigError(f"num_samples must be an integer >= 1, got {spec.num_samples!r}")
+    for key in ("num_samples", "seeds"):
+        value = getattr(spec, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
     if spec.mode not in ("max", "min"):
         raise ConfigError(f"mode must be max or min, got {spec.mode!r}")
     if spec.scheduler.get("type") not in SCHEDULERS:

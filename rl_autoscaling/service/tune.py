@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 from unittest.mock import patch
 
+from ..algorithms.registry import ALGORITHMS, algorithm
 from ..common.errors import EXIT_INTERRUPTED, error_message, run_guarded, signals_interrupt
+from ..common.settings import DEFAULT_RECIPE, add_recipe_flag, recipe_instance
 from ..config import ConfigError
 from .specs import (
     TUNE_CONFIG_DIR,
@@ -32,7 +34,7 @@ from .specs import (
     to_tune_space,
 )
 
-ALGOS = ("sarsa", "dqn")
+ALGOS = tuple(ALGORITHMS)
 
 
 # --------------------------------------------------------------------------- algorithms
@@ -40,19 +42,7 @@ ALGOS = ("sarsa", "dqn")
 
 def training_keys(algo: str) -> set[str]:
     """Hyperparameter names a spec's ``training`` section may use."""
-    if algo == "dqn":
-        import dataclasses
-
-        from ..algorithms.dqn.config import DqnHyperparams
-
-        return {f.name for f in dataclasses.fields(DqnHyperparams)}
-    import inspect
-
-    from ..algorithms.sarsa.algorithm import SarsaLambdaConfig
-
-    params = inspect.signature(SarsaLambdaConfig.training).parameters
-    return {name for name, p in params.items()
-            if name != "self" and p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return algorithm(algo).training_keys()
 
 
 def algorithm_config(algo: str, params: Mapping[str, Any]):
@@ -65,31 +55,9 @@ def algorithm_config(algo: str, params: Mapping[str, Any]):
 
     from .kpis import AutoscalingCallbacks
 
-    env_config = dict(params.get("env_config", {}))
-    training = dict(params.get("training", {}))
     evaluation = dict(params.get("evaluation", {}))
     resources = dict(params.get("resources", {}))
-    seed = params.get("seed")
-    if algo == "dqn":
-        from ..algorithms.dqn.config import DqnHyperparams, dqn_config
-        from ..algorithms.dqn.training_env import register_dqn_env
-
-        register_dqn_env()
-        # the scale-out knobs are DQN hyperparameters: the replay ratio depends on them
-        for key in ("num_env_runners", "num_envs_per_env_runner"):
-            if key in resources:
-                training[key] = resources[key]
-        config = dqn_config(DqnHyperparams(**training), env_config, seed=seed)
-        config.evaluation(evaluation_config={"explore": False})
-    else:
-        from ..algorithms.sarsa.algorithm import SarsaLambdaConfig
-        from ..env import RAY_ENV_NAME, register_ray_env
-
-        register_ray_env()
-        config = (SarsaLambdaConfig().environment(RAY_ENV_NAME, env_config=env_config)
-                  .training(**training))
-        if seed is not None:
-            config.debugging(seed=seed)
+    config = algorithm(algo).rllib_config(params)
     interval = int(evaluation.get("interval") or 0)
     if interval > 0:
         config.evaluation(evaluation_interval=interval,
@@ -135,8 +103,9 @@ def _candidates(section: Mapping[str, Any]) -> list[dict[str, Any]]:
 def validate_spec(spec: ExperimentSpec) -> None:
     """Check the trials' env and hyperparameters with the validators the CLIs use, before Ray
     starts: the env is built once from each ``env_config`` candidate (``ConfigError`` /
-    ``ValueError`` naming the key), and ``training`` goes through ``SarsaHyperparams`` /
-    ``DqnHyperparams.validate()``. Search spaces are checked at their options and bounds."""
+    ``ValueError`` naming the key), and ``training`` goes through the algorithm's settings
+    model (``SarsaHyperparams`` / ``DqnHyperparams``). Search spaces are checked at their
+    options and bounds."""
     from ..env import OpenFaaSAutoscalingEnv
 
     for env_config in _candidates(spec.env_config):
@@ -149,14 +118,7 @@ def validate_spec(spec: ExperimentSpec) -> None:
             raise ConfigError(f"env_config: {error_message(exc)}") from None
     for training in _candidates(spec.training):
         try:
-            if spec.algo == "dqn":
-                from ..algorithms.dqn.config import DqnHyperparams
-
-                DqnHyperparams(**training).validate()
-            else:
-                from ..algorithms.sarsa.tabular import SarsaHyperparams
-
-                SarsaHyperparams.from_mapping(training).validate()
+            algorithm(spec.algo).validate_training(training)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"training: {error_message(exc)}") from None
 
@@ -167,10 +129,7 @@ def _is_flat(config: Any) -> bool:
 
 def trainable_class(algo: str) -> type:
     """The RLlib Algorithm class Tune runs, taking our flat per-trial parameters."""
-    if algo == "dqn":
-        from ..algorithms.dqn.learner import FarmDQN as base
-    else:
-        from ..algorithms.sarsa.algorithm import SarsaLambda as base
+    base = algorithm(algo).algorithm_class()
 
     class AutoscalingTrainable(base):  # type: ignore[misc, valid-type]
         """``base`` whose Tune config is our flat parameter dict (search spaces resolved)."""
@@ -192,12 +151,12 @@ def trainable_class(algo: str) -> type:
                 config = algorithm_config(algo, config)
             return super().default_resource_request(config)
 
-    name = "DQNFarm" if algo == "dqn" else f"{base.__name__}Farm"  # trial dir prefixes
+    name = algorithm(algo).trial_prefix  # trial directory prefix
     AutoscalingTrainable.__name__ = AutoscalingTrainable.__qualname__ = name
     return AutoscalingTrainable
 
 
-def write_model_file(algorithm, algo: str, checkpoint_dir: Path) -> Path:
+def write_model_file(algorithm_obj, algo: str, checkpoint_dir: Path) -> Path:
     """Write the seed-format model (.pkl / .pt) and ``farm_model.json`` into a checkpoint.
 
     The exporter copies these into ``models/`` without loading any pickle or Ray checkpoint.
@@ -206,34 +165,15 @@ def write_model_file(algorithm, algo: str, checkpoint_dir: Path) -> Path:
     from .export import MODEL_INFO
     from .kpis import episodes_done
 
-    episode = episodes_done(algorithm)
-    if algo == "sarsa":
-        path = algorithm.learner.save(checkpoint_dir / "model.pkl", episode=episode)
-    else:
-        from ..algorithms.dqn.config import DqnHyperparams
-        from ..algorithms.dqn.schedule import epsilon_at
-        from ..algorithms.dqn.weights import export_pt
-        from ..env import env_creator
-
-        params = getattr(algorithm, "_farm_params", {})
-        hp = DqnHyperparams(**params.get("training", {}))
-        env_config = dict(params.get("env_config", {}))
-        probe = env_creator(env_config)  # the raw env's bounds: the .pt scaler's range
-        space, n_actions = probe.observation_space, int(probe.action_space.n)
-        probe.close()
-        sampled = int(algorithm.metrics.peek(("env_runners", "num_env_steps_sampled_lifetime"),
-                                             default=0))
-        path = export_pt(algorithm, checkpoint_dir / "model.pt", hyperparams=hp.to_dict(),
-                         env_config=env_config, obs_low=space.low.tolist(),
-                         obs_high=space.high.tolist(), action_size=n_actions,
-                         epsilon=epsilon_at(algorithm.config.epsilon, sampled),
-                         episode=episode, rllib_checkpoint=str(checkpoint_dir))
+    episode = episodes_done(algorithm_obj)
+    path = algorithm(algo).write_model(algorithm_obj, checkpoint_dir / "model",
+                                       getattr(algorithm_obj, "_farm_params", {}), episode)
     info = {"file": Path(path).name, "episode": episode,
-            "training_iteration": int(getattr(algorithm, "training_iteration", 0))}
-    if algo == "dqn":
+            "training_iteration": int(getattr(algorithm_obj, "training_iteration", 0))}
+    if getattr(algorithm_obj, "local_replay_buffer", None) is not None:
         from ..algorithms.dqn.learner import replay_buffer_size
 
-        info["replay_buffer_size"] = replay_buffer_size(algorithm)
+        info["replay_buffer_size"] = replay_buffer_size(algorithm_obj)
     atomic_write_json(checkpoint_dir / MODEL_INFO, info)
     return Path(path)
 
@@ -260,9 +200,9 @@ def trial_cpus(spec: ExperimentSpec) -> float:
     """CPUs one trial asks for (trial driver + env runners), from the spec's resources."""
     params = {"env_config": {}, "training": {}, "evaluation": dict(spec.evaluation),
               "resources": dict(spec.resources), "seed": None}
-    if spec.algo == "dqn":  # keep valid scale-out knobs; search spaces do not change CPUs
-        params["training"] = {k: v for k, v in spec.training.items()
-                              if k in ("rollout_fragment_length",) and not isinstance(v, Mapping)}
+    # keep the scale-out knobs; search spaces do not change CPUs
+    params["training"] = {k: v for k, v in spec.training.items()
+                          if k in ("rollout_fragment_length",) and not isinstance(v, Mapping)}
     request = trainable_class(spec.algo).default_resource_request(params)
     return float(request.required_resources.get("CPU", 0.0))
 
@@ -308,13 +248,32 @@ def tune_config(spec: ExperimentSpec):
                            scheduler=scheduler, search_alg=search_alg, reuse_actors=True)
 
 
+def training_seeds(spec: ExperimentSpec, seed: int) -> list[int]:
+    """The RLlib seeds of a spec's training seeds: ``seed``, ``seed + 1``, ..."""
+    return [int(seed) + k for k in range(int(spec.seeds))]
+
+
 def param_space(spec: ExperimentSpec, seed: int) -> dict[str, Any]:
+    """Tune's parameter space. With ``spec.seeds > 1`` the trial seed is a grid over the
+    training seeds and each trial's workload stream moves with it (``task_seed + 1000 *
+    (seed - first seed)``), so every seed trains on its own episodes."""
+    from ray import tune
+
+    env_config = to_tune_space(spec.env_config, "env_config")
+    seeds = training_seeds(spec, seed)
+    trial_seed: Any = seeds[0]
+    if len(seeds) > 1:
+        trial_seed = tune.grid_search(seeds)
+        base = env_config.get("task_seed")
+        if isinstance(base, int):
+            env_config["task_seed"] = tune.sample_from(
+                lambda s: base + 1000 * (int(s.config["seed"]) - seeds[0]))
     return {
-        "env_config": to_tune_space(spec.env_config, "env_config"),
+        "env_config": env_config,
         "training": to_tune_space(spec.training, "training"),
         "evaluation": dict(spec.evaluation),
         "resources": dict(spec.resources),
-        "seed": seed,
+        "seed": trial_seed,
     }
 
 
@@ -375,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a spec key, e.g. --set training.alpha=0.05 (repeatable)")
     p.add_argument("--output", type=Path, default=Path("runs"),
                    help="where exported run directories go (default: runs/)")
-    p.add_argument("--seed", type=int, default=42, help="RLlib seed of every trial")
+    p.add_argument("--seed", type=int, default=42,
+                   help="RLlib seed of the first training seed; the spec's `seeds` training "
+                        "seeds use seed, seed+1, ... (default %(default)s)")
+    add_recipe_flag(p, DEFAULT_RECIPE)
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray instance")
     return p
 
@@ -387,8 +349,12 @@ def run(args: argparse.Namespace) -> int:
         overrides["num_samples"] = args.num_samples
     if args.name:
         overrides["name"] = args.name
+    from ..env import EnvSettings
+
+    env = recipe_instance(EnvSettings, args.recipe).env_config()
     spec = load_spec(config_path, args.algo, smoke=args.smoke, overrides=overrides,
-                     training_keys=training_keys(args.algo))
+                     training_keys=training_keys(args.algo),
+                     base=algorithm(args.algo).recipe_spec(args.recipe, env))
     validate_spec(spec)  # bad trial settings fail here, before Ray starts
     storage = args.storage_path if "://" in str(args.storage_path) else (
         args.storage_path.expanduser().resolve())
@@ -397,7 +363,8 @@ def run(args: argparse.Namespace) -> int:
 
     import ray
 
-    from .export import export_experiment
+    from ..training.report import report_line
+    from .export import deliver_policy, export_experiment
 
     # Tune's TensorBoard logger warns about our list-valued result keys (training_episodes);
     # they are meant for the exporter and the JSON log, not for TensorBoard.
@@ -420,9 +387,15 @@ def run(args: argparse.Namespace) -> int:
                                  mode=spec.mode)
     for trial_dir, run_dir in exported["runs"].items():
         print(f"exported {trial_dir} -> {run_dir}")
-    if exported["best"]:
+    best_dir, report = deliver_policy(exported["runs"], args.algo)
+    if best_dir is not None:
+        print(report_line(report))
+        print(f"best trial run directory: {best_dir} (models/{args.algo}_best, policy_report.json"
+              f": the ranking rule over {len(exported['runs'])} trial(s), confirmed on "
+              f"{report['episodes']} fresh episodes)")
+    elif exported["best"]:
         print(f"best trial run directory: {exported['best']} "
-              f"(by {spec.metric}, {spec.mode})")
+              f"(by {spec.metric}, {spec.mode}; {report.get('note')})")
     errors = [r for r in results if r.error]
     for r in errors:
         print(f"trial {Path(r.path).name} failed: {r.error}", file=sys.stderr)

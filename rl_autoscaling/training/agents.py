@@ -29,20 +29,23 @@ CANONICAL = {
     "static": "Static",
     "staticbest": "StaticBest",
     "kedacalibrated": "KedaCalibrated",
+    "hpa": "Hpa",
+    "hpacalibrated": "HpaCalibrated",
 }
 ALIASES = {
     "reactiveavg": "reactiveaverage",
     "reactivemax": "reactivemaximum",
     "kedaqueue": "keda",
     "kedabest": "kedacalibrated",
+    "hpabest": "hpacalibrated",
 }
 TRAINED = ("SARSA", "DQN")
 BASELINES = ("ReactiveAverage", "ReactiveMaximum", "Keda", "Static")
 #: Baselines whose parameters are searched on the twin first (training.calibration).
-CALIBRATED = ("StaticBest", "KedaCalibrated")
+CALIBRATED = ("StaticBest", "KedaCalibrated", "HpaCalibrated")
 #: What the seed's ``--agents`` accepted, plus the new baselines.
 KNOWN = ("sarsa", "dqn", "reactiveaverage", "reactivemaximum", "keda", "static", "static<N>",
-         "staticbest", "kedacalibrated")
+         "staticbest", "kedacalibrated", "hpa", "hpacalibrated")
 
 _STATIC_N = re.compile(r"^static(\d+)$")
 
@@ -81,7 +84,8 @@ def resolve_agents(names: Iterable[str]) -> list[str]:
 
 
 def is_baseline(name: str) -> bool:
-    """True for the non-learning agents (ReactiveAverage, ReactiveMaximum, Keda, Static*)."""
+    """True for the non-learning agents (ReactiveAverage, ReactiveMaximum, Keda, Hpa, Static*,
+    the calibrated ones)."""
     return canonical_name(name) not in TRAINED
 
 
@@ -96,7 +100,8 @@ class AgentOptions:
         static_workers: N for ``static`` (default: ``initial_workers``).
         keda_target: KEDA queued tasks per worker; keda_window: scale-down window, seconds.
         horizon: reactive horizon H, seconds.
-        calibrated: the policies of the calibrated baselines (StaticBest, KedaCalibrated),
+        calibrated: the policies of the calibrated baselines (StaticBest, KedaCalibrated,
+            HpaCalibrated),
             searched beforehand (:func:`calibrate_agents`).
     """
 
@@ -145,6 +150,7 @@ def check_models(names: Iterable[str], opts: AgentOptions) -> None:
 
 def build_policy(name: str, opts: AgentOptions | None = None) -> Policy:
     """Construct the agent called ``name`` (any accepted spelling) with ``opts``."""
+    from ..policies.hpa import Hpa
     from ..policies.keda import KedaQueue
     from ..policies.reactive import ReactiveAverage, ReactiveMaximum
     from ..policies.static import Static
@@ -170,6 +176,9 @@ def build_policy(name: str, opts: AgentOptions | None = None) -> Policy:
         policy = ReactiveAverage(horizon=opts.horizon, action_deltas=deltas)
     elif canon == "ReactiveMaximum":
         policy = ReactiveMaximum(horizon=opts.horizon, action_deltas=deltas)
+    elif canon == "Hpa":
+        policy = Hpa(min_workers=opts.min_workers, max_workers=opts.max_workers,
+                     step_duration=opts.step_duration, action_deltas=deltas)
     elif canon == "Keda":
         try:
             policy = KedaQueue(target_per_replica=opts.keda_target,

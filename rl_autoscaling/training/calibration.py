@@ -11,7 +11,10 @@ seeds and from the evaluation seeds, see :data:`CALIBRATION_SEED_BASE`):
   (:func:`calibrate_static`);
 - **KedaCalibrated**: the KEDA queue scaler with the ``listLength`` target, scale-down
   window and ``minReplicaCount`` floor of the fewest worker-seconds among those meeting the
-  SLO (:func:`calibrate_keda`).
+  SLO (:func:`calibrate_keda`);
+- **HpaCalibrated**: Kubernetes' HPA target tracking (:class:`~rl_autoscaling.policies.hpa.Hpa`)
+  with the metric (utilisation or offered load per worker), target and scale-down window of
+  the fewest worker-seconds among those meeting the SLO (:func:`calibrate_hpa`).
 
 An SLO that no candidate meets picks the candidate with the best QoS (and says so in its
 :class:`Calibration`).
@@ -27,6 +30,7 @@ import numpy as np
 
 from ..common.rollout import run_episode
 from ..policies.base import Policy
+from ..policies.hpa import Hpa
 from ..policies.keda import KedaQueue
 from ..policies.static import Static
 
@@ -40,6 +44,11 @@ KEDA_WINDOWS = (300.0, 30.0)
 #: KEDA ``minReplicaCount`` candidates besides the env's minimum (a floor is what KEDA users
 #: set when queue-driven scale-ups arrive too late for their SLO).
 KEDA_FLOORS = (8, 10, 12, 13, 14, 15, 16)
+#: HPA targets per metric (utilisation: busy / workers; load: offered load per worker) and
+#: scale-down windows (300 s: the HPA default).
+HPA_TARGETS = {metric: (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)
+               for metric in ("utilisation", "load")}
+HPA_WINDOWS = (300.0, 60.0, 30.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -154,6 +163,27 @@ def calibrate_keda(env, slo: float, seeds: Sequence[int], *,
     return _best("KedaCalibrated", candidates, slo)
 
 
+def calibrate_hpa(env, slo: float, seeds: Sequence[int], *,
+                  targets: Mapping[str, Sequence[float]] = HPA_TARGETS,
+                  windows: Sequence[float] = HPA_WINDOWS) -> Calibration:
+    """HpaCalibrated: the (metric, target, scale-down window) of the fewest worker-seconds
+    meeting ``slo``."""
+    candidates = []
+    for metric, values in targets.items():
+        for window in windows:
+            for target in values:
+                params = {"metric": metric, "target": target, "stabilization_window": window}
+                candidates.append((params, policy_stats(env, make_hpa(env, params), seeds)))
+    return _best("HpaCalibrated", candidates, slo)
+
+
+def make_hpa(env, params: Mapping[str, Any]) -> Hpa:
+    return Hpa(target=float(params["target"]), metric=str(params["metric"]),
+               stabilization_window=float(params["stabilization_window"]),
+               min_workers=env.min_workers, max_workers=env.max_workers,
+               step_duration=env.step_duration, action_deltas=env.action_deltas)
+
+
 def make_keda(env, params: Mapping[str, Any]) -> KedaQueue:
     return KedaQueue(target_per_replica=float(params["target_per_replica"]),
                      stabilization_window=float(params["stabilization_window"]),
@@ -167,6 +197,7 @@ CALIBRATED: dict[str, tuple[Callable[..., Calibration], Callable[[Any, Mapping],
     "StaticBest": (calibrate_static,
                    lambda env, p: Static(int(p["workers"]), action_deltas=env.action_deltas)),
     "KedaCalibrated": (calibrate_keda, make_keda),
+    "HpaCalibrated": (calibrate_hpa, make_hpa),
 }
 
 
@@ -184,5 +215,5 @@ def calibrated_policy(name: str, env, slo: float, seeds: Sequence[int]) -> tuple
 
 
 __all__ = ["CALIBRATED", "CALIBRATION_SEED_BASE", "Calibration", "FrontierPoint", "PolicyStats",
-           "calibrate_keda", "calibrate_static", "calibrated_policy", "calibration_seeds",
-           "frontier_workers_at", "make_keda", "policy_stats", "static_frontier"]
+           "calibrate_hpa", "calibrate_keda", "calibrate_static", "calibrated_policy", "calibration_seeds",
+           "frontier_workers_at", "make_hpa", "make_keda", "policy_stats", "static_frontier"]

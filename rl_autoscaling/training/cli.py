@@ -1,9 +1,11 @@
 """Shared command-line helpers: the env flags every trainer/tester takes, and one-line errors.
 
-``add_env_args(parser)`` adds ``--max-steps --step-duration --observation-window
---initial-workers --task-seed --phase-shuffle --phase-shuffle-seed --config --backend`` with
-the CLI defaults of docs/env.md/§5 (30 steps of 8 s, 8 s window, 12 workers, task seed 42);
-``env_config_from_args(args)`` turns them into the env's ``env_config`` (also Ray's).
+``add_env_args(parser)`` adds one flag per field of :class:`rl_autoscaling.env.EnvSettings`
+(``--max-steps --step-duration --observation-window --initial-workers --task-seed
+--phase-shuffle --phase-shuffle-seed --config --backend``, and ``--reward-profile`` for the
+trainers) with the chosen recipe's defaults; ``env_config_from_args(args)`` turns them into
+the env's ``env_config`` (also Ray's). The trainers' own flags come from their settings models
+the same way (:mod:`rl_autoscaling.common.settings`).
 
 ``run_guarded(fn)`` runs ``fn()`` and turns a ``ConfigError`` / ``ValueError`` /
 ``FileNotFoundError`` into ``error: <first line>`` on stderr and exit code 2 (never a
@@ -14,23 +16,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from ..common.errors import UserError, run_guarded
-
-#: CLI defaults of the env flags (docs/algorithms.md#sarsalambda; the env's own defaults are docs/env.md's).
-ENV_DEFAULTS: dict[str, Any] = {
-    "max_steps": 30,
-    "step_duration": 8.0,
-    "observation_window": 8.0,
-    "initial_workers": 12,
-    "task_seed": 42,
-    "phase_shuffle": False,
-    "phase_shuffle_seed": None,
-    "config": None,
-    "backend": "simulated",
-}
-BACKENDS = ("simulated", "live")
+from ..common.settings import (
+    DEFAULT_RECIPE,
+    add_flags,
+    add_recipe_flag,
+    parse_recipe,
+    values_from_flags,
+)
 
 
 def positive_int(text: str) -> int:
@@ -58,88 +53,57 @@ def positive_float(text: str) -> float:
 
 
 def add_env_args(parser: argparse.ArgumentParser, *, task_seed: bool = True,
-                 defaults: Mapping[str, Any] | None = None) -> argparse._ArgumentGroup:
-    """Add the env flags to ``parser`` (``task_seed=False`` omits ``--task-seed``, e.g. for
-    testers that seed every episode themselves)."""
-    d = {**ENV_DEFAULTS, **(defaults or {})}
-    g = parser.add_argument_group("environment")
-    g.add_argument("--max-steps", type=positive_int, default=d["max_steps"],
-                   help="steps per episode before truncation (default %(default)s)")
-    g.add_argument("--step-duration", type=positive_float, default=d["step_duration"],
-                   help="seconds per step, scaling included (default %(default)s)")
-    g.add_argument("--observation-window", type=positive_float,
-                   default=d["observation_window"],
-                   help="seconds of collected tasks behind the time/QoS observations "
-                        "(default %(default)s)")
-    g.add_argument("--initial-workers", type=int, default=d["initial_workers"],
-                   help="workers at reset (default %(default)s)")
-    if task_seed:
-        g.add_argument("--task-seed", type=int, default=d["task_seed"],
-                       help="workload seed: training episode e uses task_seed + e "
-                            "(default %(default)s)")
-    g.add_argument("--phase-shuffle", action="store_true", default=d["phase_shuffle"],
-                   help="shuffle the workload's phase order (training episodes only)")
-    g.add_argument("--phase-shuffle-seed", type=int, default=d["phase_shuffle_seed"],
-                   help="fix the shuffled phase order (default: a new order each episode)")
-    g.add_argument("--config", default=d["config"], metavar="YAML",
-                   help="farm configuration file (default: the packaged one)")
-    g.add_argument("--backend", choices=BACKENDS, default=d["backend"],
-                   help="farm backend (default %(default)s)")
+                 reward_profile: bool = False, recipe: str = DEFAULT_RECIPE
+                 ) -> argparse._ArgumentGroup:
+    """Add the env flags of :class:`rl_autoscaling.env.EnvSettings` (``recipe``'s defaults) to
+    ``parser`` (``task_seed=False`` omits ``--task-seed``, e.g. for testers that seed every
+    episode themselves; ``reward_profile`` adds ``--reward-profile``)."""
+    from ..env import EnvSettings
     from ..farm.live import add_live_arguments
 
+    g = parser.add_argument_group("environment")
+    skip = [name for name, keep in (("task_seed", task_seed),
+                                    ("reward_profile", reward_profile)) if not keep]
+    add_flags(g, EnvSettings, recipe, skip=skip,
+              types={"max_steps": positive_int, "step_duration": positive_float,
+                     "observation_window": positive_float})
     add_live_arguments(g)  # --redis-url, --scaler, --time-scale (used with --backend live)
     return g
 
 
-REWARD_PROFILES = ("slo_cost", "seed")
-
-
-def add_training_args(parser: argparse.ArgumentParser, algo: str,
-                      episodes: int, reward_profile: str = "slo_cost") -> None:
-    """``--episodes``, the env flags, ``--reward-profile`` and ``--output-dir`` of a trainer."""
-    parser.add_argument("--episodes", type=positive_int, default=episodes,
-                        help="training episodes (default %(default)s)")
-    g = add_env_args(parser)
-    g.add_argument("--reward-profile", choices=REWARD_PROFILES, default=reward_profile,
-                   help="training reward (sets reward.profile, over --config's): slo_cost = "
-                        "meet the final-QoS SLO with the fewest worker-seconds; seed = the "
-                        "original shaped reward (default %(default)s)")
+def add_training_args(parser: argparse.ArgumentParser, algo: str, run_settings: type,
+                      recipe: str = DEFAULT_RECIPE) -> None:
+    """``--recipe``, ``--episodes``, the env flags, ``--reward-profile`` and ``--output-dir`` of
+    a trainer (defaults: ``recipe``'s)."""
+    add_recipe_flag(parser, recipe)
+    add_flags(parser, run_settings, recipe, skip=("checkpoint_every", "eval_episodes", "bins"),
+              types={"episodes": positive_int})
+    add_env_args(parser, reward_profile=True, recipe=recipe)
     parser.add_argument("--output-dir", default="runs",
                         help=f"base directory of {algo}_run_<ts>/ (default %(default)s)")
 
 
-def add_checkpoint_args(parser: argparse.ArgumentParser, eval_episodes: int,
-                        seed_help: str, title: str = "checkpoints, evaluation",
-                        checkpoint_every: int = 10) -> argparse._ArgumentGroup:
+def add_checkpoint_args(parser: argparse.ArgumentParser, run_settings: type, seed_help: str,
+                        recipe: str = DEFAULT_RECIPE, title: str = "checkpoints, evaluation"
+                        ) -> argparse._ArgumentGroup:
     """``--checkpoint-every``, ``--eval-episodes`` and ``--seed`` of a trainer."""
     g = parser.add_argument_group(title)
-    g.add_argument("--checkpoint-every", type=nonnegative_int, default=checkpoint_every,
-                   help="save and evaluate every N episodes; 0 = only at the end "
-                        "(default %(default)s)")
-    g.add_argument("--eval-episodes", type=nonnegative_int, default=eval_episodes,
-                   help="greedy episodes per checkpoint evaluation; 0 = none "
-                        "(default %(default)s)")
+    add_flags(g, run_settings, recipe, skip=("episodes", "bins"),
+              types={"checkpoint_every": nonnegative_int, "eval_episodes": nonnegative_int})
     g.add_argument("--seed", type=int, default=42, help=f"{seed_help} (default %(default)s)")
     return g
 
 
 def env_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The env's ``env_config`` from :func:`add_env_args` flags (``config`` only if given)."""
-    cfg: dict[str, Any] = {
-        "max_steps": int(args.max_steps),
-        "step_duration": float(args.step_duration),
-        "observation_window": float(args.observation_window),
-        "initial_workers": int(args.initial_workers),
-        "phase_shuffle": bool(args.phase_shuffle),
-        "phase_shuffle_seed": args.phase_shuffle_seed,
-        "backend": args.backend,
-    }
-    if getattr(args, "task_seed", None) is not None:
-        cfg["task_seed"] = int(args.task_seed)
-    if args.config:
-        cfg["config"] = str(args.config)
-    if getattr(args, "reward_profile", None):
-        cfg["reward.profile"] = args.reward_profile
+    """The env's ``env_config`` from :func:`add_env_args` flags."""
+    from ..env import EnvSettings
+
+    overrides = {} if hasattr(args, "reward_profile") else {"reward_profile": None}
+    if not hasattr(args, "task_seed"):
+        overrides["task_seed"] = None
+    cfg = EnvSettings(**values_from_flags(EnvSettings, args, **overrides)).env_config()
+    if cfg.get("reward.profile") is None:
+        cfg.pop("reward.profile")
     if args.backend == "live":
         from ..farm.live import live_backend_options
 
@@ -156,16 +120,19 @@ def check_trusted_checkpoint(path: str | Path, trusted: bool) -> None:
                         "or give a .pt model file")
 
 
-def trainer_main(parser: argparse.ArgumentParser,
+def trainer_main(build_parser: Callable[[str], argparse.ArgumentParser],
                  train: Callable[[argparse.Namespace], int], argv=None) -> int:
-    """A trainer's ``main``: parse, train; one-line errors (exit 2); Ctrl+C, SIGTERM or
-    SIGHUP before the training loop (which handles its own) exits 130."""
-    args = parser.parse_args(argv)
+    """A trainer's ``main``: read ``--recipe``, build the parser with that recipe's defaults,
+    parse, train; one-line errors (exit 2); Ctrl+C, SIGTERM or SIGHUP before the training loop
+    (which handles its own) exits 130."""
+    parser = build_parser(DEFAULT_RECIPE)
+    recipe = parse_recipe(argv, parser.prog)  # exits 2 on an unknown recipe
+    args = build_parser(recipe).parse_args(argv)
     return run_guarded(lambda: train(args), interrupted="interrupted before training started")
 
 
 __all__ = [
-    "BACKENDS", "ENV_DEFAULTS", "add_checkpoint_args", "add_env_args", "add_training_args",
+    "add_checkpoint_args", "add_env_args", "add_training_args",
     "check_trusted_checkpoint", "env_config_from_args", "nonnegative_int", "positive_float",
     "positive_int", "trainer_main",
 ]

@@ -42,6 +42,7 @@ from ..common.modelio import atomic_write_json
 from ..common.rollout import run_episode
 from ..common.rundir import new_run_dir
 from ..config import config_path
+from ..farm import BACKENDS
 from ..farm.live import add_live_arguments, live_backend_options
 from ..policies.base import Policy
 from ..reporting.comparison import plot_comparison, plot_scatter
@@ -57,7 +58,6 @@ from .agents import (
     is_baseline,
     resolve_agents,
 )
-from .cli import BACKENDS
 
 RESULTS_FILE = "aggregated_results.json"
 
@@ -101,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="SARSA model (.pkl) for agent 'sarsa'")
     p.add_argument("--dqn-model", help="DQN model (.pt) for agent 'dqn'")
     p.add_argument("--agents", nargs="+", metavar="NAME",
-                   help="agents to run: sarsa dqn reactiveaverage reactivemaximum keda static "
-                        "static<N> staticbest kedacalibrated (case-insensitive; spaces, '-' "
+                   help="agents to run: sarsa dqn reactiveaverage reactivemaximum keda hpa "
+                        "static static<N> staticbest kedacalibrated hpacalibrated "
+                        "(case-insensitive; spaces, '-' "
                         "and '_' ignored; default: the baselines, plus sarsa/dqn when their "
                         "model is given)")
     p.add_argument("--episodes", type=int, default=1, help="episodes per agent")
@@ -141,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keda-window", type=float, default=300.0,
                    help="KEDA scale-down stabilisation window, seconds")
     p.add_argument("--slo", type=float, default=None,
-                   help="final-QoS SLO the calibrated baselines (staticbest, kedacalibrated) "
+                   help="final-QoS SLO the calibrated baselines (staticbest, kedacalibrated, "
+                        "hpacalibrated) "
                         "must meet (default: the config's reward.slo_cost.qos_target, 0.99)")
     p.add_argument("--record", action="store_true",
                    help="make the output a twin-calibration recording: each record also keeps "

@@ -51,6 +51,7 @@ from typing import Any, Mapping, Sequence
 from ..common.errors import signals_interrupt
 from ..common.metrics import EpisodeTrace
 from ..common.rollout import evaluate_checkpoint, evaluation_env_config
+from ..common.settings import DEFAULT_RECIPE, add_flags, recipe_instance, values_from_flags
 from .cli import (
     add_checkpoint_args,
     add_training_args,
@@ -70,46 +71,34 @@ from .harness import (
     slo_of,
     stop_algorithm,
 )
+from .report import best_chooser
 
 ALGO = "dqn"
 
 
 # ---------------------------------------------------------------------- flags
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(recipe: str = DEFAULT_RECIPE) -> argparse.ArgumentParser:
+    """The flags of ``DqnHyperparams``, ``DqnRun`` and the env settings, with ``recipe``'s
+    defaults (``--recipe seed``: the original toolkit's)."""
+    from ..algorithms.dqn.config import DqnHyperparams, DqnRun
+
     p = argparse.ArgumentParser(
         prog="python -m rl_autoscaling.train_dqn",
         description="Train the two-layer, Polyak-updated DQN autoscaler with RLlib (docs/algorithms.md#dqn).")
-    add_training_args(p, "dqn", episodes=240)  # seed: 120
+    add_training_args(p, "dqn", DqnRun, recipe)
     g = p.add_argument_group("DQN")
-    a = g.add_argument
-    a("--gamma", type=float, default=0.97, help="discount factor (default %(default)s)")
-    a("--learning-rate", type=positive_float, default=5e-4,
-      help="Adam learning rate (default %(default)s; seed 3e-4)")
-    a("--epsilon-start", type=float, default=None,
-      help="exploration rate of the first episode (default 0.8; on resume: the model's)")
-    a("--epsilon-end", type=float, default=0.05, help="exploration floor (default %(default)s)")
-    a("--epsilon-decay", type=float, default=0.98,
-      help="per-episode epsilon decay factor (default %(default)s)")
-    a("--batch-size", type=positive_int, default=64,
-      help="transitions per gradient update (default %(default)s)")
-    a("--replay-capacity", type=positive_int, default=75000,
-      help="replay buffer size in env steps (default %(default)s)")
-    a("--target-update", type=positive_int, default=300,
-      help="gradient updates between target-network updates (default %(default)s; seed 600)")
-    a("--target-tau", type=float, default=1.0,
-      help="Polyak coefficient of the target update; 1.0 = hard copy (default %(default)s; "
-           "seed 0.01: after a 120-episode run the target still holds ~95%% of its initial "
-           "weights)")
-    a("--warmup-steps", type=nonnegative_int, default=400,
-      help="env steps sampled before learning starts (default %(default)s)")
-    a("--max-grad-norm", type=positive_float, default=3.0,
-      help="gradient global-norm clip (default %(default)s)")
-    a("--hidden-layers", type=positive_int, nargs="+", default=[128, 64],
-      help="MLP hidden layer sizes (default 128 64)")
-    add_checkpoint_args(p, eval_episodes=100, checkpoint_every=60,  # seed: 5 episodes, every 10
-                        seed_help="RLlib seed (network init, exploration, replay) and "
-                                  "evaluation seed base")
+    eps = recipe_instance(DqnHyperparams, recipe).epsilon_start
+    g.add_argument("--epsilon-start", type=float, default=None,
+                   help=f"exploration rate of the first episode (default {eps}; on resume: "
+                        "the model's)")
+    add_flags(g, DqnHyperparams, recipe,
+              types={"learning_rate": positive_float, "batch_size": positive_int,
+                     "replay_capacity": positive_int, "target_update": positive_int,
+                     "warmup_steps": nonnegative_int, "max_grad_norm": positive_float,
+                     "hidden_layers": positive_int, "rollout_fragment_length": positive_int})
+    add_checkpoint_args(p, DqnRun, "RLlib seed (network init, exploration, replay) and "
+                                   "evaluation seed base", recipe)
     g = p.add_argument_group("resuming")
     g.add_argument("--resume-model", default=None, metavar="PT",
                    help="continue from a dqn_*.pt model (weights only; an RLlib checkpoint "
@@ -139,14 +128,11 @@ def hyperparams_of(args: argparse.Namespace):
             resumed = load_dqn_model(path)
     eps_start = args.epsilon_start
     if eps_start is None:
-        eps_start = 0.8 if resumed is None else float(resumed.get("epsilon", 0.8))
-    hp = DqnHyperparams(
-        gamma=args.gamma, learning_rate=args.learning_rate, epsilon_start=eps_start,
-        epsilon_end=min(args.epsilon_end, eps_start), epsilon_decay=args.epsilon_decay,
-        batch_size=args.batch_size, replay_capacity=args.replay_capacity,
-        target_update=args.target_update, target_tau=args.target_tau,
-        warmup_steps=args.warmup_steps, max_grad_norm=args.max_grad_norm,
-        hidden_layers=tuple(args.hidden_layers)).validate()
+        default = recipe_instance(DqnHyperparams, args.recipe).epsilon_start
+        eps_start = default if resumed is None else float(resumed.get("epsilon", default))
+    hp = DqnHyperparams(**values_from_flags(
+        DqnHyperparams, args, epsilon_start=eps_start,
+        epsilon_end=min(args.epsilon_end, eps_start))).validate()
     if resumed is not None and list(resumed["hidden_layers"]) != list(hp.hidden_layers):
         raise ValueError(f"{args.resume_model} has hidden layers {resumed['hidden_layers']}, "
                          f"--hidden-layers is {list(hp.hidden_layers)}")
@@ -322,11 +308,18 @@ def train(args: argparse.Namespace) -> int:
             log.info("Command: %s", " ".join(sys.argv))
             log.info("Environment: %s", env_config)
             log.info("Hyperparameters: %s; seed %d", hp.to_dict(), args.seed)
+            from ..algorithms.dqn.policy import DqnPolicy
+
+            slo = slo_of(env_config)
             outcome = run_training(
                 run, log, episodes=args.episodes, train_episode=trainer.train_episode,
                 save_model=trainer.save_model,
                 evaluate=trainer.evaluate if args.eval_episodes > 0 else None,
-                slo=slo_of(env_config), checkpoint_every=args.checkpoint_every, model_suffix=".pt")
+                slo=slo, checkpoint_every=args.checkpoint_every, model_suffix=".pt",
+                choose_best=best_chooser(
+                    run.root, run.model_path("best", ".pt"), env_config, slo, DqnPolicy.load,
+                    algo=ALGO, settings={"recipe": args.recipe, "hyperparams": hp.to_dict(),
+                                         "env_config": env_config, "seed": args.seed}))
             return outcome.exit_code
     finally:
         if trainer is not None:
@@ -337,4 +330,4 @@ def train(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return trainer_main(build_parser(), train, argv)
+    return trainer_main(build_parser, train, argv)

@@ -42,9 +42,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from ..common.errors import EXIT_INTERRUPTED, error_message
-from ..common.metrics import slo_met
 from ..common.modelio import atomic_write_json
+from ..common.ranking import Evaluation, rank_key
 from ..common.rundir import new_run_dir
+from .report import Candidate, report_line
 
 TRAINING_METRICS = "training_metrics.json"
 EVALUATION_METRICS = "evaluation_metrics.json"
@@ -277,6 +278,7 @@ def run_training(
     plot: bool = True,
     recorder: MetricsRecorder | None = None,
     slo: float | None = None,
+    choose_best: Callable[[list[Candidate]], Mapping[str, Any]] | None = None,
 ) -> TrainingOutcome:
     """Train ``episodes`` episodes with checkpoints, evaluations and Ctrl+C handling.
 
@@ -292,19 +294,25 @@ def run_training(
         plot: write ``plots/training_curves.png`` at the end (and after an interrupt).
         recorder: metric files writer (default: a new one for ``run``).
         slo: final-QoS SLO for picking the best checkpoint: after every evaluation, the model
-            it evaluated is copied to ``models/<algo>_best<suffix>`` when it beats the best so
-            far (SLO met first, then fewer mean workers; :func:`checkpoint_score`). None: no
-            best model.
+            it evaluated is copied to ``models/<algo>_best<suffix>`` when it ranks above the
+            best so far (:func:`checkpoint_score`, the one ranking rule; a provisional pick
+            that an interrupted run keeps). None: no best model.
+        choose_best: at the end of a finished run, gets every evaluated model (a
+            :class:`~rl_autoscaling.training.report.Candidate`) and makes the final choice
+            confirmed on fresh episodes (``training.report.write_best``: it overwrites the
+            provisional ``<algo>_best`` and writes the policy report); returns the report.
     """
     recorder = recorder or MetricsRecorder(run)
     already = len(recorder.episodes)
     progress = Progress(episodes)
     completed, final_model, final_eval, interrupted = 0, None, None, False
     best: tuple[float, float] | None = None
+    candidates: list[Candidate] = []
 
     def evaluated(path: Path, ep: int) -> dict[str, Any]:
         nonlocal best
         record = _evaluate(evaluate, ep, recorder, logger)
+        candidates.append(Candidate(path, record, label=path.stem))
         score = checkpoint_score(record, slo) if slo is not None else None
         if score is not None and (best is None or score > best):
             best = score
@@ -342,6 +350,10 @@ def run_training(
         logger.info("Saved final model %s", final_model)
         if evaluate is not None and recorder.last_checkpoint_episode != completed:
             final_eval = evaluated(final_model, completed)
+        if choose_best is not None and candidates:
+            logger.info("Choosing the best of %d evaluated models (confirmed on fresh "
+                        "episodes)...", len(candidates))
+            logger.info("%s", report_line(choose_best(candidates)))
     except KeyboardInterrupt:
         interrupted = True
         recorder.flush()
@@ -406,14 +418,9 @@ def slo_of(env_config: Mapping[str, Any]) -> float:
 
 
 def checkpoint_score(record: Mapping[str, Any], slo: float) -> tuple[float, float]:
-    """Rank of a checkpoint evaluation (higher is better): the SLO met first (with ~95 %
-    confidence, :func:`rl_autoscaling.common.metrics.slo_met`), then fewer mean workers; among
-    checkpoints not meeting it, higher QoS."""
-    qos = float(record.get("mean_final_qos", float("nan")))
-    workers = float(record.get("mean_mean_workers", float("inf")))
-    if slo_met(record, slo):
-        return (1.0, -workers)
-    return (0.0, qos if qos == qos else -1.0)
+    """Rank of a checkpoint evaluation record (higher is better): the project's one ranking
+    rule, :func:`rl_autoscaling.common.ranking.rank_key`."""
+    return rank_key(Evaluation.of(record), slo)
 
 
 def _evaluate(evaluate: Callable[[int], Mapping[str, Any]], episode: int,

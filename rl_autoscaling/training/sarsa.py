@@ -1,8 +1,10 @@
 """Train tabular SARSA(lambda): ``python -m rl_autoscaling.train_sarsa [flags]``.
 
-The flags and defaults are the seed toolkit's (docs/algorithms.md#sarsalambda; the seed README's
-command runs as written); ``--config``
-picks a farm YAML and ``--backend`` the simulated twin (default) or the live farm.
+The flags are the seed toolkit's (docs/algorithms.md#sarsalambda; the seed README's command runs
+as written); their defaults are the ``twin`` recipe's, or with ``--recipe seed`` the original
+toolkit's (one owner each: :class:`SarsaHyperparams`, :class:`SarsaRun`,
+:class:`rl_autoscaling.env.EnvSettings`). ``--config`` picks a farm YAML and ``--backend`` the
+simulated twin (default) or the live farm.
 
 One code path with Ray Tune: the loop calls ``SarsaLambda.train()`` (the RLlib ``Algorithm``
 of :mod:`rl_autoscaling.algorithms.sarsa.algorithm`, one training episode per call) and
@@ -35,7 +37,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..algorithms.sarsa.tabular import DEFAULT_BINS, TWIN_EDGES, SarsaHyperparams, SarsaLambdaLearner
+from ..algorithms.sarsa.tabular import SarsaHyperparams, SarsaLambdaLearner, SarsaRun
+from ..common.settings import DEFAULT_RECIPE, add_flags, recipe_instance, values_from_flags
 from .cli import (
     add_checkpoint_args,
     add_training_args,
@@ -52,61 +55,27 @@ from .harness import (
     slo_of,
     stop_algorithm,
 )
+from .report import best_chooser
 
 ALGO = "sarsa"
-#: Defaults tuned on the simulated twin; the seed's values are in the help texts.
-#: alpha 0.02 and lambda 0.5 (was 0.1 / 0.8): the slo_cost returns of neighbouring worker
-#: counts differ by ~1 per episode against a miss penalty of 50, so the Q-estimates need a
-#: small step to average that noise out (alpha 0.1 drifted up to 21-25 workers).
-TWIN_DEFAULTS = dict(episodes=5000, alpha=0.02, epsilon=0.4, epsilon_min=0.02,
-                     epsilon_decay=0.999, trace_lambda=0.5, tie_action=1, explore_starts=0.5,
-                     checkpoint_every=1000)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    hp = SarsaHyperparams(**{k: v for k, v in TWIN_DEFAULTS.items()
-                             if k not in ("episodes", "checkpoint_every")})
+def build_parser(recipe: str = DEFAULT_RECIPE) -> argparse.ArgumentParser:
+    """The flags of :class:`SarsaHyperparams`, :class:`SarsaRun` and the env settings, with
+    ``recipe``'s defaults (``--recipe seed``: the original toolkit's)."""
     p = argparse.ArgumentParser(
         prog="python -m rl_autoscaling.train_sarsa",
         description="Train a tabular SARSA(lambda) autoscaler (RLlib SarsaLambda algorithm).")
-    add_training_args(p, "sarsa", episodes=TWIN_DEFAULTS["episodes"])  # seed: 100
+    add_training_args(p, "sarsa", SarsaRun, recipe)
     g = p.add_argument_group("SARSA(lambda)")
-    g.add_argument("--bins", type=int, nargs=9, default=None, metavar="N",
-                   help="bins per observation dimension (default: the twin-tuned edges "
-                        f"TWIN_EDGES; {' '.join(map(str, DEFAULT_BINS))}: the seed's, with its "
-                        "explicit edges; other values: equal-width bins between the "
-                        "observation bounds)")
-    g.add_argument("--alpha", type=float, default=hp.alpha,
-                   help="learning rate (default %(default)s; seed 0.025, previous twin default 0.1)")
-    g.add_argument("--gamma", type=float, default=hp.gamma,
-                   help="discount factor (default %(default)s)")
-    g.add_argument("--epsilon", type=float, default=hp.epsilon,
-                   help="initial exploration rate (default %(default)s)")
-    g.add_argument("--epsilon-min", type=float, default=hp.epsilon_min,
-                   help="exploration floor (default %(default)s; seed 0.1)")
-    g.add_argument("--epsilon-decay", type=float, default=hp.epsilon_decay,
-                   help="per-episode epsilon decay (default %(default)s; seed 0.995)")
-    g.add_argument("--trace-lambda", type=float, default=hp.trace_lambda,
-                   help="eligibility-trace decay; 0 = one-step SARSA (default %(default)s; "
-                        "seed 0.5, previous twin default 0.8)")
-    g.add_argument("--trace-threshold", type=float, default=hp.trace_threshold,
-                   help="drop traces below this magnitude (default %(default)s)")
-    g.add_argument("--tie-action", type=int, default=int(hp.tie_action),
-                   help="action greedy ties and unseen states go to: 1 = keep the worker "
-                        "count (default), -1 = the highest (+1 worker, the seed's rule)")
-    g.add_argument("--explore-starts", type=float, default=hp.explore_starts, metavar="FRACTION",
-                   help="fraction of training episodes that start at a random worker count "
-                        "(exploring starts; default %(default)s; seed 0: every episode starts "
-                        "at --initial-workers)")
+    add_flags(g, SarsaRun, recipe, skip=("episodes", "checkpoint_every", "eval_episodes"))
+    add_flags(g, SarsaHyperparams, recipe, types={"tie_action": int})
+    hp = recipe_instance(SarsaHyperparams, recipe)
     g.add_argument("--explore-start-range", type=int, nargs=2, metavar=("MIN", "MAX"),
                    default=[int(hp.explore_start_min), int(hp.explore_start_max)],
                    help="worker counts of exploring starts (default %(default)s)")
-    # 100 greedy episodes per checkpoint (seed 3; a twin episode costs ~4 ms): the
-    # best-checkpoint rule (SLO met, then fewest workers) needs them to see rare collapses (a
-    # tabular policy stuck at 11-12 workers in 1 episode of 20, final QoS 0.56).
-    g = add_checkpoint_args(p, eval_episodes=100, seed_help="exploration and evaluation seed",
-                            title="checkpoints, evaluation, logging",
-                            checkpoint_every=TWIN_DEFAULTS["checkpoint_every"])  # seed: 10
+    g = add_checkpoint_args(p, SarsaRun, "exploration and evaluation seed", recipe,
+                            title="checkpoints, evaluation, logging")
     g.add_argument("--log-interval", type=nonnegative_int, default=10,
                    help="log a DEBUG Q-table/trace summary every N episodes; 0 = never "
                         "(default %(default)s)")
@@ -129,21 +98,16 @@ def _resolve_start(args: argparse.Namespace, log: logging.Logger | None = None
                    ) -> tuple[SarsaHyperparams, list[list[float]] | None, Sequence[int],
                               SarsaLambdaLearner | None]:
     """Hyperparameters, explicit edges (None: from bins), bins and the resumed learner."""
-    cli_hp = SarsaHyperparams(alpha=args.alpha, gamma=args.gamma, epsilon=args.epsilon,
-                              epsilon_min=args.epsilon_min, epsilon_decay=args.epsilon_decay,
-                              trace_lambda=args.trace_lambda,
-                              trace_threshold=args.trace_threshold,
-                              tie_action=args.tie_action, explore_starts=args.explore_starts,
-                              explore_start_min=args.explore_start_range[0],
-                              explore_start_max=args.explore_start_range[1]).validate()
-    bins = tuple(args.bins) if args.bins is not None else DEFAULT_BINS
+    cli_hp = SarsaHyperparams(**values_from_flags(
+        SarsaHyperparams, args, explore_start_min=args.explore_start_range[0],
+        explore_start_max=args.explore_start_range[1])).validate()
+    run = SarsaRun(**values_from_flags(SarsaRun, args))
     if not args.resume_model:
         if args.resume_reset_hyperparams or args.resume_reset_epsilon:
             raise ValueError("--resume-reset-hyperparams/--resume-reset-epsilon need "
                              "--resume-model")
-        if args.bins is None:  # the twin-tuned edges (issue 12)
-            return cli_hp, [list(e) for e in TWIN_EDGES], tuple(len(e) + 1 for e in TWIN_EDGES), None
-        return cli_hp, None, bins, None
+        edges, bins = run.state_edges()
+        return cli_hp, edges, bins, None
     resumed = SarsaLambdaLearner.load(args.resume_model)
     hp = cli_hp if args.resume_reset_hyperparams else resumed.hp
     hp = replace(hp, epsilon=args.epsilon if args.resume_reset_epsilon else resumed.epsilon)
@@ -220,16 +184,23 @@ def _train_logged(args: argparse.Namespace, env_config: dict[str, Any], hp: Sars
                 f"peak_traced_states={s.get('peak_traced_states', 0)} "
                 f"peak_trace={s.get('peak_trace', 0.0):.3f} max_abs_q={max_q:.3f}")
 
+    from ..algorithms.sarsa.policy import SarsaPolicy
+
+    slo = slo_of(env_config)
+    settings = {"recipe": args.recipe, "hyperparams": asdict(learner.hp),
+                "env_config": env_config, "seed": args.seed}
     try:
         outcome = run_training(
             run, log, episodes=args.episodes, train_episode=train_episode,
             save_model=save_model, evaluate=evaluate if args.eval_episodes > 0 else None,
-            slo=slo_of(env_config), checkpoint_every=args.checkpoint_every, model_suffix=".pkl",
-            log_interval=args.log_interval, debug_summary=summary)
+            slo=slo, checkpoint_every=args.checkpoint_every, model_suffix=".pkl",
+            log_interval=args.log_interval, debug_summary=summary,
+            choose_best=best_chooser(run.root, run.model_path("best", ".pkl"), env_config, slo,
+                                     SarsaPolicy.load, algo=ALGO, settings=settings))
         return outcome.exit_code
     finally:
         stop_algorithm(algo)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return trainer_main(build_parser(), train, argv)
+    return trainer_main(build_parser, train, argv)

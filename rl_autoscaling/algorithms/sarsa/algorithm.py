@@ -76,6 +76,7 @@ from ray.tune.result import TRAINING_ITERATION
 from typing_extensions import Self
 
 from ...common.rollout import evaluate_checkpoint, evaluation_env_config, training_seed
+from ...common.settings import recipe_values
 from ...env import RAY_ENV_NAME, register_ray_env
 from .tabular import (  # noqa: F401  (re-exported: the tabular core)
     ACTION_SIZE,
@@ -85,6 +86,7 @@ from .tabular import (  # noqa: F401  (re-exported: the tabular core)
     EpisodeResult,
     SarsaHyperparams,
     SarsaLambdaLearner,
+    SarsaRun,
     load_model,
     validate_model,
 )
@@ -102,20 +104,10 @@ class SarsaLambdaConfig(AlgorithmConfig):
         super().__init__(algo_class=algo_class or SarsaLambda)
         register_ray_env()
         self.env = RAY_ENV_NAME
-        # SARSA(lambda) settings.
-        self.alpha = 0.025
-        self.gamma = 0.985
-        self.epsilon = 0.40
-        self.epsilon_min = 0.10
-        self.epsilon_decay = 0.995
-        self.trace_lambda = 0.5
-        self.trace_threshold = 1e-5
-        self.tie_action = -1
-        self.explore_starts = 0.0
-        self.explore_start_min = 6
-        self.explore_start_max = 26
-        self.bins = DEFAULT_BINS
-        self.edges = None
+        # SARSA(lambda) settings: the twin recipe, from their one owner.
+        for name, value in recipe_values(SarsaHyperparams).items():
+            setattr(self, name, value)
+        self.edges, self.bins = SarsaRun().state_edges()
         self.episodes_per_iteration = 1
         # One process: the env and the Q-table live inside the algorithm.
         self.num_env_runners = 0
@@ -182,6 +174,8 @@ class SarsaLambdaConfig(AlgorithmConfig):
                 setattr(self, name, value)
         if bins is not NotProvided:
             self.bins = tuple(int(b) for b in bins)
+            if edges is NotProvided:  # bins alone replace the default explicit edges
+                self.edges = None
         if edges is not NotProvided:
             self.edges = None if edges is None else [list(map(float, e)) for e in edges]
         return self

@@ -29,12 +29,13 @@ import math
 from bisect import bisect_right
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from ...common.metrics import EpisodeTrace
 from ...common.modelio import ModelFileError, load_pickle, save_pickle
+from ...common.settings import setting
 from ...observation import DEFAULT_HIGH, DEFAULT_LOW, OBS_SIZE, Obs
 
 ACTION_SIZE = 3
@@ -175,20 +176,30 @@ def equal_width_edges(bins: Sequence[int], low: Sequence[float],
 
 @dataclass
 class SarsaHyperparams:
-    """SARSA(lambda) hyperparameters (defaults: docs/algorithms.md#sarsalambda)."""
+    """SARSA(lambda) hyperparameters (docs/algorithms.md#sarsalambda). Defaults: the ``twin``
+    recipe (tuned on the simulated twin); ``seed=``: the original toolkit's value.
 
-    alpha: float = 0.025            # learning rate
-    gamma: float = 0.985            # discount factor
-    epsilon: float = 0.40           # initial exploration rate
-    epsilon_min: float = 0.10       # exploration floor
-    epsilon_decay: float = 0.995    # per-episode multiplicative decay
-    trace_lambda: float = 0.5       # trace decay; <= 0 is one-step SARSA
-    trace_threshold: float = 1e-5   # drop a state's trace once max|e| falls below this
-    tie_action: float = -1.0        # greedy ties (and unseen states) -> this action index;
-                                    # -1 = the highest index (the seed's rule)
-    explore_starts: float = 0.0     # fraction of training episodes that start at a random
-    explore_start_min: float = 6.0  # worker count in [explore_start_min, explore_start_max]
-    explore_start_max: float = 26.0  # (exploring starts; 0 = the env's own, the seed's rule)
+    alpha 0.02 and lambda 0.5: the slo_cost returns of neighbouring worker counts differ by ~1
+    per episode against a miss penalty of 50, so the Q-estimates need a small step to average
+    that noise out (alpha 0.1 drifted up to 21-25 workers). Exploring starts: a greedy tabular
+    policy only learns the states its own starts lead to (a rarely visited state at 12 workers
+    had learned "scale down" and the policy ping-ponged at 11-12 workers, final QoS 0.56).
+    """
+
+    alpha: float = setting(0.02, "learning rate", seed=0.025)
+    gamma: float = setting(0.985, "discount factor")
+    epsilon: float = setting(0.40, "initial exploration rate")
+    epsilon_min: float = setting(0.02, "exploration floor", seed=0.10)
+    epsilon_decay: float = setting(0.999, "per-episode epsilon decay", seed=0.995)
+    trace_lambda: float = setting(0.5, "eligibility-trace decay; 0 = one-step SARSA")
+    trace_threshold: float = setting(1e-5, "drop a state's trace once max|e| falls below this")
+    tie_action: float = setting(1.0, "action greedy ties and unseen states go to: 1 = keep "
+                                     "the worker count, -1 = the highest (+1 worker)", seed=-1.0)
+    explore_starts: float = setting(
+        0.5, "fraction of training episodes that start at a random worker count "
+             "(exploring starts; greedy evaluation never does)", seed=0.0, metavar="FRACTION")
+    explore_start_min: float = setting(6.0, "lowest worker count of exploring starts", cli=False)
+    explore_start_max: float = setting(26.0, "highest worker count of exploring starts", cli=False)
 
     def validate(self) -> SarsaHyperparams:
         """Raise ValueError naming the first out-of-range value; returns self."""
@@ -226,6 +237,30 @@ class SarsaHyperparams:
         """Pick the known keys of ``data`` (extra keys are ignored), as floats."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: float(v) for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class SarsaRun:
+    """Trainer settings of SARSA(lambda) (``train_sarsa`` and the Tune service). Defaults: the
+    ``twin`` recipe; ``seed=``: the original toolkit's."""
+
+    episodes: int = setting(5000, "training episodes", seed=100)
+    checkpoint_every: int = setting(1000, "save and evaluate every N episodes; 0 = only at the end",
+                                    seed=10)
+    # 100 greedy episodes per checkpoint (~0.5 s on the twin): the best-checkpoint rule needs
+    # them to see rare collapses (a policy stuck at 11-12 workers in 1 episode of 20).
+    eval_episodes: int = setting(100, "greedy episodes per checkpoint evaluation; 0 = none",
+                                 seed=3)
+    bins: Optional[tuple[int, ...]] = setting(
+        None, "bins per observation dimension (none: the twin-tuned edges TWIN_EDGES; "
+              "4 7 1 1 8 8 1 5 6: the seed's, with its explicit edges; other values: "
+              "equal-width bins between the observation bounds)", seed=DEFAULT_BINS, metavar="N")
+
+    def state_edges(self) -> tuple[list[list[float]] | None, tuple[int, ...]]:
+        """(explicit edges or None, bins) of the discretiser these settings choose."""
+        if self.bins is None:
+            return [list(e) for e in TWIN_EDGES], tuple(len(e) + 1 for e in TWIN_EDGES)
+        return None, tuple(int(b) for b in self.bins)
 
 
 # ---------------------------------------------------------------------------- learner
