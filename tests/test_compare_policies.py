@@ -77,6 +77,25 @@ def test_module_cli_writes_spec_layout(tmp_path):
     assert "summary (mean +- std over episodes)" in log
 
 
+def test_original_layout_writer(tmp_path, capsys):
+    assert main([*SHORT, "--agents", "static10", "--original-layout", "--output-dir",
+                 str(tmp_path)]) == 0
+    data = json.loads((only_run_dir(tmp_path) / "aggregated_results.json").read_text())
+    assert set(data) == {"agents"}  # no settings, no frontier
+    (rec,) = data["agents"]["Static10"]["records"][:1]
+    original = RECORD_LISTS - {"applied_deltas"}
+    assert set(rec) == original | {"summary"} and len(rec["summary"]) == 9
+    assert set(data["agents"]["Static10"]["summary"]) == set(rec["summary"])
+    assert all(isinstance(v, float) for k in original for v in rec[k])
+    assert rec["worker_counts"] == [11.0, 10.0, 10.0, 10.0] and rec["actions"] == [0.0, 0.0, 1.0, 1.0]
+    read = compare.load_results(only_run_dir(tmp_path))
+    assert read["actions_read"]["layout"] == "indices"
+    assert read["agents"]["Static10"]["records"][0]["applied_deltas"] == [-1, -1, 0, 0]
+    assert main([*SHORT, "--original-layout", "--record", "--output-dir",
+                 str(tmp_path / "x")]) == 2
+    assert "drop --original-layout" in capsys.readouterr().err
+
+
 def test_every_agent_sees_the_same_episodes(tmp_path):
     # Static and Static12 (initial workers 12) are the same policy: identical records prove
     # identical workloads; different episode indices get different workloads.

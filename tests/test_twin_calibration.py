@@ -121,8 +121,11 @@ def test_read_actions_tells_the_layouts_apart():
     assert read_actions(data)["layout"] == "deltas"
     assert data["agents"]["A"]["records"][0] == {"actions": [2, 1, 0], "applied_deltas": [1, 0, -1],
                                                  "worker_counts": [13, 13, 12]}
-    # no settings, but a negative action: deltas too
-    assert read_actions(_one_record([[1, 1], [0, -1]], [[13, 14], [12, 11]]))["layout"] == "deltas"
+    # no settings, but a negative action: deltas too; an agent may hold a bare list of records
+    data = _one_record([[1, 1], [0, -1]], [[13, 14], [12, 11]])
+    data["agents"]["A"] = data["agents"]["A"]["records"]
+    assert read_actions(data)["layout"] == "deltas"
+    assert data["agents"]["A"][1]["applied_deltas"] == [0, -1]
     # this package's layout: untouched (a +1 clipped at the top applied 0)
     data = _one_record([[2]], [[32]], settings={})
     data["agents"]["A"]["records"][0]["applied_deltas"] = [0]

@@ -184,9 +184,9 @@ def read_actions(data: Mapping[str, Any]) -> dict[str, Any]:
     the counts; ``initial_workers``: what rule 3 assumed, None otherwise)."""
     settings = data.get("settings") if isinstance(data.get("settings"), Mapping) else None
     deltas = tuple(int(d) for d in (settings or {}).get("action_deltas") or ACTION_DELTAS)
-    agents = data.get("agents") or {}
-    records = [r for entry in agents.values() if isinstance(entry, Mapping)
-               for r in entry.get("records") or [] if isinstance(r, dict)]
+    entries = [e.get("records") if isinstance(e, Mapping) else e  # or a bare list of records
+               for e in (data.get("agents") or {}).values()]
+    records = [r for e in entries if isinstance(e, list) for r in e if isinstance(r, dict)]
     todo = [r for r in records if "applied_deltas" not in r]
     info: dict[str, Any] = {"layout": "applied_deltas", "steps": 0, "followed_counts": 0,
                             "initial_workers": None,
