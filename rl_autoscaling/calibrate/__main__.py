@@ -106,6 +106,7 @@ def _setup(args: argparse.Namespace):
           + f"; replayed with {kw['max_steps']} steps of {kw['step_duration']:g} s, "
             f"{kw['initial_workers']} initial workers"
           + ("" if st else " (no settings in the file: compare_policies' defaults)"))
+    print(f"recorded actions: {recording.actions_read['reason']}")
     policies = closed_loop_agents(recording, config, opts, progress=print)
     open_only = [n for n in recording.agents if n not in policies]
     if open_only:

@@ -490,9 +490,8 @@ def compare_reports(before: Mapping[str, Any], after: Mapping[str, Any],
 def format_report(report: Mapping[str, Any]) -> list[str]:
     """A table: one line per agent and loop, the errors in the report's units."""
     cols = ["workers", "worker_queue", "qos", "avg_time", "max_time", "step_seconds"]
-    lines = ([f"recorded actions: {report['actions']}"] if report.get("actions") else []) + [
-        f"{'agent':<18} {'loop':<6} {'steps':>5} " + " ".join(f"{c:>12}" for c in cols)
-        + "   (qos in percentage points)"]
+    lines = [f"{'agent':<18} {'loop':<6} {'steps':>5} " + " ".join(f"{c:>12}" for c in cols)
+             + "   (qos in percentage points)"]
     for name, entry in report["agents"].items():
         rows = [("closed", entry["mae"])] if entry["loop"] == "closed" else []
         rows.append(("open", entry["mae_open_loop"]))
