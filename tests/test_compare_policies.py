@@ -15,8 +15,8 @@ from rl_autoscaling.training.compare import main
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "compare_original"
 SHORT = ["--episodes", "2", "--max-steps", "4"]
-RECORD_LISTS = {"rewards", "qos_rates", "worker_counts", "actions", "queue_lengths",
-                "avg_times", "max_times", "arrival_rates"}
+RECORD_LISTS = {"rewards", "qos_rates", "worker_counts", "actions", "applied_deltas",
+                "queue_lengths", "avg_times", "max_times", "arrival_rates"}
 SUMMARY_KEYS = {"steps", "total_reward", "mean_reward", "mean_qos", "final_qos_total",
                 "mean_workers", "max_workers", "scaling_actions", "noop_actions",
                 "worker_seconds", "processed_tasks"}
@@ -67,12 +67,33 @@ def test_module_cli_writes_spec_layout(tmp_path):
         assert all(set(v) == {"mean", "std"} for v in entry["summary"].values())
     static = data["agents"]["Static10"]["records"][0]
     assert static["worker_counts"] == [11.0, 10.0, 10.0, 10.0]
+    # actions: the indices played (0 removes a worker, 1 keeps); applied_deltas: the deltas
+    assert static["actions"] == [0, 0, 1, 1] and static["applied_deltas"] == [-1, -1, 0, 0]
     log = (run / "comparison.log").read_text()
     for ep in (1, 2):
         for agent in data["agents"]:
             assert f"=== episode {ep}/2 | {agent} | seed {41 + ep}" in log
     assert log.count("step delta workers") == 8  # one per-step table per episode and agent
     assert "summary (mean +- std over episodes)" in log
+
+
+def test_original_layout_writer(tmp_path, capsys):
+    assert main([*SHORT, "--agents", "static10", "--original-layout", "--output-dir",
+                 str(tmp_path)]) == 0
+    data = json.loads((only_run_dir(tmp_path) / "aggregated_results.json").read_text())
+    assert set(data) == {"agents"}  # no settings, no frontier
+    (rec,) = data["agents"]["Static10"]["records"][:1]
+    original = RECORD_LISTS - {"applied_deltas"}
+    assert set(rec) == original | {"summary"} and len(rec["summary"]) == 9
+    assert set(data["agents"]["Static10"]["summary"]) == set(rec["summary"])
+    assert all(isinstance(v, float) for k in original for v in rec[k])
+    assert rec["worker_counts"] == [11.0, 10.0, 10.0, 10.0] and rec["actions"] == [0.0, 0.0, 1.0, 1.0]
+    read = compare.load_results(only_run_dir(tmp_path))
+    assert read["actions_read"]["layout"] == "indices"
+    assert read["agents"]["Static10"]["records"][0]["applied_deltas"] == [-1, -1, 0, 0]
+    assert main([*SHORT, "--original-layout", "--record", "--output-dir",
+                 str(tmp_path / "x")]) == 2
+    assert "drop --original-layout" in capsys.readouterr().err
 
 
 def test_every_agent_sees_the_same_episodes(tmp_path):
@@ -89,11 +110,25 @@ def test_every_agent_sees_the_same_episodes(tmp_path):
     assert data["settings"]["episode_seeds"] == [7, 8]
 
 
-def test_plot_only_rerenders_original_layout_without_simulating(tmp_path, count_sims):
+def test_plot_only_rerenders_original_layout_without_simulating(tmp_path, count_sims,
+                                                                monkeypatch, capsys):
+    drawn = []
+    real_plot = compare.plot_comparison
+    monkeypatch.setattr(compare, "plot_comparison",
+                        lambda *a, **k: drawn.append(real_plot(*a, **k)))
     src = tmp_path / "compare_20240101_000000"
     shutil.copytree(FIXTURE, src)
     assert main(["--plot-only", "--input-dir", str(src)]) == 0
+    assert "actions read as indices" in capsys.readouterr().out
     assert (src / "comparison_plots.png").stat().st_size > 0
+    # the actions panel draws what the file recorded: index 0 -> -1, 1 -> 0, 2 -> +1
+    fixture = json.loads((FIXTURE / "aggregated_results.json").read_text())["agents"]
+    assert {a for e in fixture.values() for r in e["records"] for a in r["actions"]} == {0, 1, 2}
+    for name, entry in fixture.items():
+        asked = [[a - 1 for a in r["actions"]] for r in entry["records"]]
+        steps = min(len(a) for a in asked)
+        assert list(drawn[0]["requested_deltas"][name][:steps]) == pytest.approx(
+            [sum(a[k] for a in asked) / len(asked) for k in range(steps)]), name
     assert (src / "qos_vs_workers.png").stat().st_size > 0
     out = tmp_path / "subset"
     assert main(["--plot-only", "--input-dir", str(src), "--agents", "reactive-average",
@@ -136,17 +171,17 @@ def test_caches_from_original_layout_and_missing_episodes(tmp_path, count_sims, 
     # The fixture holds 2 episodes of SARSA and the reactive baselines; with --episodes 3
     # only the third is simulated, with the third episode's seed. SARSA needs no model.
     out = tmp_path / "out"
-    assert main(["--episodes", "3", "--max-steps", "4", "--agents", "sarsa",
+    assert main(["--episodes", "3", "--max-steps", "12", "--agents", "sarsa",
                  "reactiveaverage", "--sarsa-cache", str(FIXTURE), "--baseline-cache",
                  str(FIXTURE / "aggregated_results.json"), "--output-dir", str(out)]) == 2
     assert "needs a trained model" in capsys.readouterr().err  # 3rd SARSA episode: no model
     assert count_sims == [] and not out.exists()
-    assert main(["--episodes", "2", "--max-steps", "4", "--agents", "sarsa",
+    assert main(["--episodes", "2", "--max-steps", "12", "--agents", "sarsa",
                  "reactiveaverage", "--sarsa-cache", str(FIXTURE), "--output-dir",
                  str(out)]) == 0
     assert [name for name, _ in count_sims] == ["ReactiveAverage", "ReactiveAverage"]
     count_sims.clear()
-    assert main(["--episodes", "3", "--max-steps", "4", "--seed", "10", "--agents",
+    assert main(["--episodes", "3", "--max-steps", "12", "--seed", "10", "--agents",
                  "reactiveaverage", "--baseline-cache", str(FIXTURE), "--output-dir",
                  str(out)]) == 0
     assert count_sims == [("ReactiveAverage", 12)]
@@ -154,8 +189,13 @@ def test_caches_from_original_layout_and_missing_episodes(tmp_path, count_sims, 
     data = json.loads((runs[-1] / "aggregated_results.json").read_text())
     fixture = json.loads((FIXTURE / "aggregated_results.json").read_text())
     recs = data["agents"]["ReactiveAverage"]["records"]
-    assert recs[:2] == fixture["agents"]["ReactiveAverage"]["records"] and len(recs) == 3
-    assert data["agents"]["ReactiveAverage"]["summary"]["steps"]["mean"] == pytest.approx(4.0)
+    # the cached records are kept, in this package's layout: applied_deltas added
+    original = fixture["agents"]["ReactiveAverage"]["records"]
+    assert [{k: v for k, v in r.items() if k != "applied_deltas"} for r in recs[:2]] == original
+    assert all(r["applied_deltas"] == [a - 1 for a in o["actions"]]
+               for r, o in zip(recs, original)) and len(recs) == 3
+    assert data["agents"]["ReactiveAverage"]["summary"]["steps"]["mean"] == pytest.approx(
+        sum(r["summary"]["steps"] for r in recs) / 3)
 
 
 def test_cache_with_other_settings_is_refused_before_simulating(tmp_path, capsys, count_sims):
@@ -236,4 +276,5 @@ def test_sarsa_model_is_loaded_lazily_through_the_policy_interface(tmp_path, mon
     # Default agents with --model: SARSA first, then every baseline.
     assert list(data["agents"]) == ["SARSA", "ReactiveAverage", "ReactiveMaximum", "Keda",
                                     "Static"]
-    assert data["agents"]["SARSA"]["records"][0]["actions"] == [1, 1, 1, 1]
+    assert data["agents"]["SARSA"]["records"][0]["actions"] == [2, 2, 2, 2]
+    assert data["agents"]["SARSA"]["records"][0]["applied_deltas"] == [1, 1, 1, 1]

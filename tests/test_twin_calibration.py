@@ -1,6 +1,7 @@
 """Twin calibration (``python -m rl_autoscaling.calibrate``): validation against recordings
-(the twin's own, the original toolkit's layout) and a fit that recovers the timing of a real
-local farm recorded with ``compare_policies --backend live --record``."""
+(the twin's own, the original toolkit's layout: fixtures/compare_original/README.md), a fit
+that never worsens a closed-loop error by more than --max-worse, and a fit that recovers the
+timing of a real local farm recorded with ``compare_policies --backend live --record``."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ import pytest
 import yaml
 
 from rl_autoscaling.calibrate.__main__ import main as calibrate
+from rl_autoscaling.common.metrics import read_actions
 from rl_autoscaling.config import load_config
 from rl_autoscaling.training.compare import main as compare
 from rl_autoscaling.training.twin_validation import (
     ReplayActions,
+    fit_score,
     load_recording,
     twin_config,
+    validate,
     wasserstein1,
 )
 
@@ -38,15 +42,22 @@ def test_validate_on_the_twins_own_recording_reports_zero_error(tmp_path, capsys
     rec = _only_dir(tmp_path / "rec")
     data = json.loads((rec / "aggregated_results.json").read_text())
     assert data["settings"]["recording"] is True and "farm_config" in data["settings"]
-    assert all(len(r["step_seconds"]) == len(r["actions"])
-               for a in data["agents"].values() for r in a["records"])
+    for entry in data["agents"].values():
+        for r in entry["records"]:
+            assert len(r["step_seconds"]) == len(r["actions"]) == len(r["applied_deltas"])
+            counts = [12] + r["worker_counts"]
+            assert r["applied_deltas"] == [b - a for a, b in zip(counts, counts[1:])]
+            assert r["actions"] == [d + 1 for d in r["applied_deltas"]]  # indices
+    # round trip: --plot-only reads it back as written
+    assert compare(["--plot-only", "--input-dir", str(rec)]) == 0
+    assert "actions are indices, applied_deltas the deltas" in capsys.readouterr().out
     report_path = tmp_path / "report.json"
     # the recording names its configuration: no --config needed
     assert calibrate(["validate", "--recording", str(rec), "--output", str(report_path)]) == 0
     report = json.loads(report_path.read_text())
     assert set(report["agents"]) == {"ReactiveAverage", "Keda", "Static"}
     for name, entry in report["agents"].items():
-        assert entry["loop"] == "closed" and entry["steps"] >= 10, name
+        assert entry["loop"] == "closed" and entry["steps"] >= 10 and entry["faithful_replay"]
         for key in ("workers", "worker_queue", "qos", "avg_time", "step_seconds"):
             assert entry["mae"][key] == pytest.approx(0.0, abs=1e-9), (name, key)
             assert entry["mae_open_loop"][key] == pytest.approx(0.0, abs=1e-9), (name, key)
@@ -71,11 +82,55 @@ def test_validate_reads_the_original_toolkits_layout(tmp_path, capsys):
     assert agents["SARSA"]["mae"] == agents["SARSA"]["mae_open_loop"]
     assert agents["ReactiveAverage"]["loop"] == "closed"
     for entry in agents.values():
-        assert entry["steps"] == 4
+        assert entry["steps"] >= 10
         assert {"workers", "worker_queue", "qos", "avg_time"} <= set(entry["mae"])
-        assert entry["mae_open_loop"]["workers"] == pytest.approx(0.0)  # same applied deltas
+        # the action indices replayed as their deltas reproduce the recorded counts
+        assert entry["mae_open_loop"]["workers"] == pytest.approx(0.0)
+        assert entry["faithful_replay"]
+    # the recording ran a slower twin (truth.yml): the default timing shows it
+    assert agents["ReactiveAverage"]["mae"]["avg_time"] > 0.5
     printed = capsys.readouterr()
     assert "open loop only" in printed.out and printed.err == ""
+    assert "actions read as indices" in printed.out
+    # read as deltas (1 -> +1, 0 -> keep), the replay drifts away from the recorded counts
+    rec = load_recording(FIXTURES / "compare_original")
+    for records in rec.agents.values():
+        for r in records:
+            r["applied_deltas"] = list(r["actions"])
+    misread = validate(rec, load_config("as_measured"), {}).report["agents"]
+    assert max(e["mae_open_loop"]["workers"] for e in misread.values()) > 2.0
+
+
+def _one_record(actions, counts, **extra):
+    return {"agents": {"A": {"records": [{"actions": a, "worker_counts": c}
+                                         for a, c in zip(actions, counts)]}}, **extra}
+
+
+def test_read_actions_tells_the_layouts_apart():
+    # original layout: indices. Most records imply 12 workers before the first step; the
+    # second step of the first record and the first of the third asked +1 without effect
+    data = _one_record([[2.0, 2.0, 0.0], [1.0, 2.0, 1.0], [2.0, 2.0, 0.0]],
+                       [[13.0, 13.0, 12.0], [12.0, 13.0, 13.0], [12.0, 13.0, 12.0]])
+    info = read_actions(data)
+    assert (info["layout"], info["initial_workers"], info["followed_counts"]) == ("indices", 12, 2)
+    recs = data["agents"]["A"]["records"]
+    assert [r["applied_deltas"] for r in recs] == [[1, 0, -1], [0, 1, 0], [0, 1, -1]]
+    assert recs[0]["actions"] == [2.0, 2.0, 0.0]  # kept as recorded
+    # an older file of this package (it has settings): deltas under actions
+    data = _one_record([[1, 0, -1]], [[13, 13, 12]], settings={"max_steps": 3})
+    assert read_actions(data)["layout"] == "deltas"
+    assert data["agents"]["A"]["records"][0] == {"actions": [2, 1, 0], "applied_deltas": [1, 0, -1],
+                                                 "worker_counts": [13, 13, 12]}
+    # no settings, but a negative action: deltas too; an agent may hold a bare list of records
+    data = _one_record([[1, 1], [0, -1]], [[13, 14], [12, 11]])
+    data["agents"]["A"] = data["agents"]["A"]["records"]
+    assert read_actions(data)["layout"] == "deltas"
+    assert data["agents"]["A"][1]["applied_deltas"] == [0, -1]
+    # this package's layout: untouched (a +1 clipped at the top applied 0)
+    data = _one_record([[2]], [[32]], settings={})
+    data["agents"]["A"]["records"][0]["applied_deltas"] = [0]
+    assert read_actions(data)["layout"] == "applied_deltas"
+    assert data["agents"]["A"]["records"][0]["applied_deltas"] == [0]
 
 
 def test_validate_errors_are_one_line(tmp_path, capsys):
@@ -95,6 +150,61 @@ def test_replay_and_distances():
     assert [replay.act(None) for _ in range(6)] == [2, 0, 1, 2, 1, 1]
     assert wasserstein1([1, 2, 3], [1, 2, 3]) == 0.0
     assert wasserstein1([0.0] * 10, [2.0] * 10) == pytest.approx(2.0)
+
+
+def _report(closed: dict, open_: dict, faithful: bool = True) -> dict:
+    return {"agents": {"A": {"loop": "closed", "mae": closed, "mae_open_loop": open_,
+                             "faithful_replay": faithful, "distances": {}}}}
+
+
+def test_fit_objective_rejects_a_worse_closed_loop():
+    from rl_autoscaling.service.twin_fit import objective
+    from rl_autoscaling.training.twin_validation import Guard, closed_loop_errors
+
+    start = _report({"workers": 0.2, "qos": 5.0}, {"workers": 0.0, "qos": 20.0})
+    assert fit_score(start) == pytest.approx(0.2 + 1.0 + 0.5 * 4.0)
+    # the open loop not faithful: its terms leave the score
+    assert fit_score(_report({"workers": 0.2, "qos": 5.0}, {"qos": 20.0}, False)) == \
+        pytest.approx(1.2)
+    errors = closed_loop_errors(start)
+    # a lower score bought with a closed-loop error 20 % above the start's: not eligible
+    traded = _report({"workers": 0.24, "qos": 3.0}, {"workers": 0.0, "qos": 5.0})
+    result = objective(traded, errors, Guard(0.10))
+    assert result["score"] < fit_score(start) and result["over"] == 1
+    assert result["objective"] > 1000
+    within = objective(_report({"workers": 0.21, "qos": 5.4}, {"workers": 0.0}), errors,
+                       Guard(0.10))
+    assert within["over"] == 0 and within["objective"] == within["score"]
+    # a floor of 0.1 score units lets the small worker error grow by 0.1 workers
+    assert objective(traded, errors, Guard(0.10, floor=0.1))["over"] == 0
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_fit_on_the_original_layout_never_worsens_the_closed_loop(tmp_path, ray_local, capsys):
+    rec = str(FIXTURES / "compare_original")
+    fitted = tmp_path / "fitted.yml"
+    assert calibrate(["fit", "--recording", rec, "--config", "as_measured", "--params",
+                      "scale_up_latency", "processing_delay", "--budget", "8",
+                      "--output", str(fitted)]) == 0
+    out = capsys.readouterr().out
+    assert "closed-loop limit: the start's error + 10 %" in out and " OVER" not in out
+    assert "ReactiveMaximum    closed qos" in out  # the before/after table per term
+    before, after = (float(x) for x in out.split("score ")[-1].split(";")[0].split(" -> "))
+    assert after <= before
+    # validate with the fitted config: no closed-loop error more than 10 % above the start's
+    reports = {}
+    for name, config in (("start", "as_measured"), ("fitted", str(fitted))):
+        assert calibrate(["validate", "--recording", rec, "--config", config,
+                          "--output", str(tmp_path / f"{name}.json")]) == 0
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert reports["start"]["score"] == pytest.approx(before)
+    assert reports["fitted"]["score"] == pytest.approx(after)
+    for name, entry in reports["start"]["agents"].items():
+        if entry["loop"] == "closed":
+            for key in ("workers", "worker_queue", "qos"):
+                assert reports["fitted"]["agents"][name]["mae"][key] <= \
+                    1.1 * entry["mae"][key] + 1e-9, (name, key)
 
 
 def test_as_measured_profile_runs_the_oscillation_phases_steady():

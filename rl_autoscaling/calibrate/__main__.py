@@ -4,8 +4,10 @@
 the live farm with ``compare_policies --backend live --record``) on the twin and prints and
 writes the per-step mean absolute errors (``training.twin_validation``) with a plot of both
 trajectories per agent. ``fit`` searches the twin's timing parameters that minimise that
-error with Ray Tune (``service.twin_fit``) and writes a partial config YAML that
-``--config`` loads.
+score with Ray Tune (``service.twin_fit``), never leaving a closed-loop error (workers, worker
+queue, QoS) more than
+``--max-worse`` above its start, prints the before/after table per term and writes a partial
+config YAML that ``--config`` loads.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from ..common.rundir import new_run_dir
 from ..reporting.twin import plot_twin_validation
 from ..training.agents import AgentOptions
 from ..training.twin_validation import (
+    Guard,
     closed_loop_agents,
+    compare_reports,
     format_report,
     load_recording,
     twin_config,
@@ -75,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trials at a time (default %(default)s)")
     f.add_argument("--num-cpus", type=int, default=None,
                    help="CPUs of the local Ray instance (default: Ray's choice)")
+    f.add_argument("--max-worse", type=float, default=100 * Guard().max_worse, metavar="PERCENT",
+                   help="no closed-loop error (workers, worker queue, QoS) of the fitted twin "
+                        "may be more than this many percent above the start's "
+                        "(default %(default)g)")
+    f.add_argument("--max-worse-floor", type=float, default=0.0, metavar="UNITS",
+                   help="or, when more, this many score units above it (1 worker, 5 tasks, "
+                        "5 QoS points): small errors are mostly noise (default 0)")
     return p
 
 
@@ -95,6 +106,7 @@ def _setup(args: argparse.Namespace):
           + f"; replayed with {kw['max_steps']} steps of {kw['step_duration']:g} s, "
             f"{kw['initial_workers']} initial workers"
           + ("" if st else " (no settings in the file: compare_policies' defaults)"))
+    print(f"recorded actions: {recording.actions_read['reason']}")
     policies = closed_loop_agents(recording, config, opts, progress=print)
     open_only = [n for n in recording.agents if n not in policies]
     if open_only:
@@ -124,13 +136,15 @@ def run_fit(args: argparse.Namespace) -> int:
     from ..service.twin_fit import fit, write_fitted
 
     recording, config, policies = _setup(args)
+    guard = Guard(args.max_worse / 100.0, args.max_worse_floor)
     result = fit(recording, config, policies, params=args.params, budget=args.budget,
                  episodes=args.episodes, seed=args.seed, max_concurrent=args.max_concurrent,
-                 num_cpus=args.num_cpus)
-    print("before (start config):")
-    print("\n".join(format_report(result.start_report)))
-    print(f"after ({result.trials} trials):")
-    print("\n".join(format_report(result.best_report)))
+                 num_cpus=args.num_cpus, guard=guard)
+    print(f"before (start config) -> after ({result.trials} trials); closed-loop limit: "
+          f"{guard.describe()}:")
+    print("\n".join(compare_reports(result.start_report, result.best_report, guard)))
+    print(f"{result.rejected} of {result.trials} trials left a closed-loop error (workers, "
+          f"worker queue, QoS) above its limit (not eligible)")
     for key, value in result.best.items():
         print(f"{key}: {result.start[key]:.4g} -> {value:.4g}")
     path = write_fitted(result, args.output, recording)

@@ -32,8 +32,9 @@ def run_episode(env, act: Policy, seed: int | None = None,
     obs, info = env.reset(seed=seed)
     trace = EpisodeTrace()
     while True:
-        obs, reward, terminated, truncated, info = env.step(act(obs, info))
-        trace.record(obs, reward, info)
+        action = act(obs, info)
+        obs, reward, terminated, truncated, info = env.step(action)
+        trace.record(obs, reward, info, action=action)
         if on_step is not None:
             on_step(obs, reward, info)
         if terminated or truncated:

@@ -1,4 +1,5 @@
-"""Comparison plots: per-step means of every agent, and QoS against mean workers."""
+"""Comparison plots: per-step means of every agent (and of its recorded actions), and QoS
+against mean workers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..common.metrics import mean_std
+from ..common.metrics import ACTION_DELTAS, mean_std, requested_deltas
 
 
 def _per_step(records: Sequence[Mapping[str, Any]], key: str,
@@ -22,41 +23,68 @@ def _per_step(records: Sequence[Mapping[str, Any]], key: str,
     return np.arange(1, n + 1), mean, std
 
 
-def plot_comparison(agents: Mapping[str, Mapping[str, Any]], path: Path) -> None:
-    """2x2 panels (processing time, QoS %, workers, worker queue), mean +- std per step."""
+def with_requested_deltas(records: Sequence[Mapping[str, Any]],
+                          action_deltas: Sequence[int] = ACTION_DELTAS) -> list[dict[str, Any]]:
+    """The records with ``requested_deltas``: the worker delta of each recorded action."""
+    return [{**r, "requested_deltas": requested_deltas(r, action_deltas)} for r in records]
+
+
+def plot_comparison(agents: Mapping[str, Mapping[str, Any]], path: Path,
+                    action_deltas: Sequence[int] = ACTION_DELTAS
+                    ) -> dict[str, dict[str, np.ndarray]]:
+    """2x2 panels (processing time, QoS %, workers, worker queue) over a row of the recorded
+    actions (the worker delta each asked for, ``action_deltas[index]``), mean +- std per
+    step. Returns the drawn means: ``{record key: {agent: per-step mean}}`` (the actions
+    under ``requested_deltas``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    panels = [("avg_times", "Processing time (s)", 1.0, None),
-              ("qos_rates", "QoS (%)", 100.0, 100.0),
-              ("worker_counts", "Workers", 1.0, None),
-              ("queue_lengths", "Worker queue (tasks)", 1.0, None)]
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5), sharex=True)
-    for ax, (key, title, scale, top) in zip(axes.flat, panels):
+    panels = [("avg_times", "Processing time (s)", 1.0, (0.0, None)),
+              ("qos_rates", "QoS (%)", 100.0, (0.0, 100.0)),
+              ("worker_counts", "Workers", 1.0, (0.0, None)),
+              ("queue_lengths", "Worker queue (tasks)", 1.0, (0.0, None)),
+              ("requested_deltas", "Action (worker delta asked for)", 1.0,
+               (min(action_deltas), max(action_deltas)))]
+    fig = plt.figure(figsize=(13, 10.5))
+    grid = fig.add_gridspec(3, 2, height_ratios=(1.0, 1.0, 0.7))
+    axes = [fig.add_subplot(grid[i // 2, i % 2]) for i in range(4)]
+    axes.append(fig.add_subplot(grid[2, :], sharex=axes[0]))
+    for ax in axes[1:4]:
+        ax.sharex(axes[0])
+    drawn: dict[str, dict[str, np.ndarray]] = {}
+    for ax, (key, title, scale, (bottom, top)) in zip(axes, panels):
+        drawn[key] = {}
         for i, (name, entry) in enumerate(agents.items()):
-            steps, mean, std = _per_step(entry["records"], key, scale)
+            records = entry["records"]
+            if key == "requested_deltas":
+                records = with_requested_deltas(records, action_deltas)
+            steps, mean, std = _per_step(records, key, scale)
             if not steps.size:
                 continue
+            drawn[key][name] = mean
             color = f"C{i % 10}"
             ax.plot(steps, mean, color=color, label=f"{name} (n={len(entry['records'])})")
-            low, high = np.maximum(mean - std, 0.0), mean + std  # bands stay in range
+            low, high = mean - std, mean + std
+            low = np.maximum(low, bottom)  # bands stay in range
             if top is not None:
                 high = np.minimum(high, top)
             ax.fill_between(steps, low, high, color=color, alpha=0.18, lw=0)
         ax.set_title(title)
         ax.set_ylabel(title)
         ax.grid(alpha=0.3)
-    for ax in axes[1]:
-        ax.set_xlabel("Step")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0, 0].legend(fontsize=8)
+    axes[4].set_xlabel("Step")
+    axes[4].xaxis.set_major_locator(MaxNLocator(integer=True))
+    if tuple(action_deltas) == ACTION_DELTAS:
+        axes[4].set_yticks([-1, 0, 1], ["-1 remove", "0 keep", "+1 add"])
+    axes[0].legend(fontsize=8)
     fig.suptitle("Policy comparison (mean ± std per step, same seeded episodes)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return drawn
 
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")

@@ -18,17 +18,18 @@ def _fmt(value: Any, width: int, digits: int = 2) -> str:
 
 
 def step_table(record: Mapping[str, Any]) -> list[str]:
-    """The per-step table of one record."""
+    """The per-step table of one record (``delta``: the applied worker delta)."""
     header = (f"{'step':>4} {'delta':>5} {'workers':>7} {'worker_q':>8} {'avg_t':>7} "
               f"{'max_t':>7} {'arrival':>7} {'qos':>6} {'reward':>8} {'cum_rew':>9}")
     lines = [header]
     cum = 0.0
     n = len(record.get("rewards", []))
     get = lambda key, i: record.get(key, [math.nan] * n)[i]  # noqa: E731
+    delta = "applied_deltas" if "applied_deltas" in record else "actions"  # an unread file
     for i in range(n):
         cum += float(record["rewards"][i])
         lines.append(
-            f"{i + 1:>4d} {int(get('actions', i)):>+5d} {_fmt(get('worker_counts', i), 7, 0)} "
+            f"{i + 1:>4d} {int(get(delta, i)):>+5d} {_fmt(get('worker_counts', i), 7, 0)} "
             f"{_fmt(get('queue_lengths', i), 8, 0)} {_fmt(get('avg_times', i), 7)} "
             f"{_fmt(get('max_times', i), 7)} {_fmt(get('arrival_rates', i), 7)} "
             f"{_fmt(get('qos_rates', i), 6, 3)} {_fmt(record['rewards'][i], 8)} {_fmt(cum, 9)}")

@@ -1,9 +1,17 @@
 """Fit the twin's timing parameters to a recording, with Ray Tune as the search engine.
 
 The objective is :func:`~rl_autoscaling.training.twin_validation.fit_score` of the validation
-report (open-loop per-step errors plus the step-length distances), which is
-deterministic for a given configuration: every candidate replays the same episode seeds, so
-candidates differ only by their parameters (common random numbers).
+report (the closed-loop errors of the agents the twin plays, plus the open-loop errors and
+step-length distances of the faithful replays at half weight), which is deterministic for a
+given configuration: every candidate replays the same episode seeds, so candidates differ only
+by their parameters (common random numbers).
+
+A candidate is *admissible* when none of its closed-loop errors in workers, worker queue and
+QoS (``twin_validation.GUARDED``, each agent the twin plays) is more than ``max_worse``
+(default 10 %) above the start's (or more than an optional absolute floor: ``Guard``): a
+lower score bought with a worse closed loop (e.g. by fitting open-loop terms) is not a better
+twin for training. The searcher sees inadmissible candidates with a penalty; the result is the
+admissible candidate with the lowest score, the start when none beats it.
 
 The search is a Tune search algorithm of our own, :class:`TwinSearch` (Tune ships no
 model-based searcher without extra packages): the starting configuration first (so a fit never
@@ -35,7 +43,14 @@ from ray.tune.search import Searcher
 from ..common.envvars import environ
 from ..common.errors import UserError
 from ..config import FarmConfig, from_dict, load_config, to_dict
-from ..training.twin_validation import Recording, fit_score, validate
+from ..training.twin_validation import (
+    Guard,
+    Recording,
+    closed_loop_errors,
+    fit_score,
+    validate,
+    worse_than,
+)
 
 #: parameter name -> its dimensions (dotted config key, lower bound, upper bound)
 #: (a uniform distribution is searched as its centre and half-width: the centre, the mean,
@@ -52,6 +67,9 @@ PARAMETERS: dict[str, tuple[tuple[str, float, float], ...]] = {
                       ("timing.step_overhead.spread", 0.0, 1.0)),
 }
 DISTRIBUTIONS = ("scale_up_latency", "scale_down_removal_delay", "step_overhead")
+
+#: added to the objective of an inadmissible candidate (scores are a few units)
+PENALTY = 1000.0
 
 
 class FitError(UserError):
@@ -188,6 +206,17 @@ class TwinSearch(Searcher):
                 self.done.append((value, point))
 
 
+def objective(report: Mapping[str, Any], start_errors: Mapping[tuple[str, str], float],
+              guard: Guard) -> dict[str, float]:
+    """A candidate's result: its ``score``, ``over`` (how many guarded closed-loop errors
+    exceed the ``guard``'s limit) and the searcher's ``objective`` (the score, plus
+    :data:`PENALTY` and the score again per error over)."""
+    score = fit_score(report)
+    over = len(worse_than(start_errors, report, guard))
+    return {"score": score, "over": float(over),
+            "objective": score + (PENALTY + score) * over if over else score}
+
+
 def _trial(config: dict, payload: dict) -> None:
     """One candidate: the validation score of the twin with these parameters."""
     from ray import tune
@@ -195,7 +224,7 @@ def _trial(config: dict, payload: dict) -> None:
     cfg = candidate_config(from_dict(payload["base"]), config)
     report = validate(payload["recording"], cfg, payload["policies"],
                       payload["episodes"]).report
-    tune.report({"score": fit_score(report)})
+    tune.report(objective(report, payload["start_errors"], payload["guard"]))
 
 
 @dataclass
@@ -210,22 +239,32 @@ class FitResult:
     best_report: dict[str, Any]
     config: FarmConfig
     trials: int
+    rejected: int = 0  # trials that left a guarded closed-loop error above its limit
 
 
 def fit(recording: Recording, base: FarmConfig, policies: Mapping[str, Any],
         params: Sequence[str] | None = None, budget: int = 64, episodes: int | None = None,
         seed: int = 0, max_concurrent: int = 2, num_cpus: int | None = None,
-        storage_path: str | Path | None = None) -> FitResult:
+        storage_path: str | Path | None = None, guard: Guard | None = None) -> FitResult:
     """Search the timing parameters ``params`` of ``base`` that minimise the validation score
-    on ``recording``, with Ray Tune (``num_samples=budget``); starts a local Ray instance if
-    none is running. The start is the first candidate, and kept unless beaten."""
+    on ``recording``, with Ray Tune (``num_samples=budget``), among the admissible candidates
+    (no guarded closed-loop error above its ``guard`` limit; default ``Guard()``: 10 % above
+    the start's); starts a local Ray
+    instance if none is running. The start is the first candidate, and kept unless beaten."""
     if budget < 1:
         raise FitError(f"--budget must be >= 1, got {budget}")
+    guard = guard or Guard()
+    if not (guard.max_worse >= 0.0 and guard.floor >= 0.0):
+        raise FitError(f"--max-worse and --max-worse-floor must be >= 0, got {guard}")
     dims = dimensions(params)
     start = start_point(base, dims)
     start_cfg = candidate_config(base, start)
     start_report = validate(recording, start_cfg, policies, episodes).report
     start_score = fit_score(start_report)
+    if not math.isfinite(start_score):
+        raise FitError(f"nothing to fit on {recording.path}: no agent is played closed loop "
+                       "(give --model/--dqn-model for SARSA/DQN) and no open-loop replay "
+                       "reproduces the recorded worker counts")
     # Each trial takes milliseconds: Tune's per-trial costs (a new actor, result loggers,
     # experiment snapshots) would dominate, so actors are reused, only the JSON result
     # logger runs and the experiment state is saved rarely (a fit is restarted, never resumed).
@@ -235,12 +274,12 @@ def fit(recording: Recording, base: FarmConfig, policies: Mapping[str, Any],
     with environ(tune_env):
         return _fit_with_tune(recording, policies, episodes, base, dims, start, start_cfg,
                               start_report, start_score, budget, seed, num_cpus,
-                              max_concurrent, storage_path)
+                              max_concurrent, storage_path, guard)
 
 
 def _fit_with_tune(recording, policies, episodes, base, dims, start, start_cfg, start_report,
-                   start_score, budget, seed, num_cpus, max_concurrent, storage_path
-                   ) -> FitResult:
+                   start_score, budget, seed, num_cpus, max_concurrent, storage_path,
+                   guard) -> FitResult:
     import ray
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
@@ -249,36 +288,39 @@ def _fit_with_tune(recording, policies, episodes, base, dims, start, start_cfg, 
     if not ray.is_initialized():
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     searcher = ConcurrencyLimiter(
-        TwinSearch(dims, start, budget, seed=seed), max_concurrent=max_concurrent)
+        TwinSearch(dims, start, budget, seed=seed, metric="objective"),
+        max_concurrent=max_concurrent)
+    start_errors = closed_loop_errors(start_report)
     payload = {"base": to_dict(base), "recording": recording, "policies": dict(policies),
-               "episodes": episodes}
+               "episodes": episodes, "start_errors": start_errors, "guard": guard}
     own_storage = storage_path is None
     storage = Path(storage_path or tempfile.mkdtemp(prefix="twin_fit_")).resolve()
     try:
         tuner = tune.Tuner(
             tune.with_resources(tune.with_parameters(_trial, payload=payload), {"cpu": 1}),
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=budget,
-                                        metric="score", mode="min", reuse_actors=True),
+                                        metric="objective", mode="min", reuse_actors=True),
             run_config=tune.RunConfig(name="twin_fit", storage_path=str(storage), verbose=0,
                                       callbacks=[JsonLoggerCallback()]),
         )
         results = tuner.fit()
-        scored = [(r.metrics["score"], r.config) for r in results
+        scored = [(r.metrics["score"], r.metrics["over"], r.config) for r in results
                   if not r.error and r.metrics and "score" in r.metrics]
     finally:
         if own_storage:
             shutil.rmtree(storage, ignore_errors=True)
     best, best_score = dict(start), start_score
-    for score, config in scored:
-        if math.isfinite(score) and score < best_score:
+    for score, over, config in scored:
+        if not over and math.isfinite(score) and score < best_score:
             best, best_score = {k: float(config[k]) for k in start}, float(score)
     best_cfg = candidate_config(base, best)
     best_report = validate(recording, best_cfg, policies, episodes).report
     best_score = fit_score(best_report)
-    if best_score > start_score:  # never worse than the start (kept as a candidate)
+    # never worse than the start (kept as a candidate), never inadmissible
+    if best_score > start_score or worse_than(start_errors, best_report, guard):
         best, best_cfg, best_report, best_score = start, start_cfg, start_report, start_score
     return FitResult(start, best, start_score, best_score, start_report, best_report,
-                     best_cfg, len(scored))
+                     best_cfg, len(scored), sum(1 for _, over, _ in scored if over))
 
 
 def _diff(value: Any, default: Any) -> Any:
@@ -319,4 +361,5 @@ def write_fitted(result: FitResult, path: str | Path, recording: Recording) -> P
 
 
 __all__ = ["FitError", "FitResult", "PARAMETERS", "TwinSearch", "candidate_config",
-           "dimensions", "fit", "overrides_for", "partial_config", "start_point", "write_fitted"]
+           "dimensions", "fit", "objective", "overrides_for", "partial_config", "start_point",
+           "write_fitted"]

@@ -12,6 +12,12 @@ and agent, then the summary), ``comparison_plots.png`` (2x2: processing time, Qo
 worker queue; mean +- std per step) and ``qos_vs_workers.png`` (final QoS against mean workers,
 one point per episode, one marker per agent).
 
+In the records, ``actions`` are the action indices the agents played (0 removes a worker, 1
+keeps, 2 adds one: the original toolkit's meaning) and ``applied_deltas`` the worker deltas the
+env applied. :func:`load_results` reads either layout (``common.metrics.read_actions``);
+``--original-layout`` writes the original toolkit's exact layout (no ``settings``, no
+additions to the records).
+
 ``--plot-only --input-dir D`` re-renders the plots from ``D/aggregated_results.json`` without
 simulating (``--agents`` filters). ``--baseline-cache D`` / ``--sarsa-cache D`` reuse the
 baseline / SARSA records stored in ``D`` instead of simulating them again (missing episodes
@@ -31,7 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..common.errors import UserError, run_guarded
-from ..common.metrics import EpisodeTrace, mean_std
+from ..common.metrics import ACTION_DELTAS, EpisodeTrace, mean_std, read_actions
 from ..common.modelio import atomic_write_json
 from ..common.rollout import run_episode
 from ..common.rundir import new_run_dir
@@ -72,6 +78,10 @@ SUMMARY_KEYS = ("steps", "total_reward", "mean_reward", "mean_qos", "final_qos_t
 
 STEP_LISTS = ("rewards", "qos_rates", "worker_counts", "actions", "queue_lengths",
               "avg_times", "max_times", "arrival_rates")
+
+
+#: the record summary of the original toolkit (the others are this package's additions)
+ORIGINAL_SUMMARY_KEYS = SUMMARY_KEYS[:9]
 
 
 # Settings that must match for cached records to be like-for-like.
@@ -140,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "its measured step lengths (step_seconds) and the settings embed the "
                         "farm configuration (farm_config); read by python -m "
                         "rl_autoscaling.calibrate")
+    p.add_argument("--original-layout", action="store_true",
+                   help="write aggregated_results.json in the original toolkit's exact layout "
+                        "(no settings, no applied_deltas or other additions; actions are the "
+                        "action indices): for tools that read only that layout")
     p.add_argument("--calibration-episodes", type=int, default=20,
                    help="episodes per candidate when calibrating, on seeds disjoint from the "
                         "evaluation seeds (default %(default)s)")
@@ -170,7 +184,8 @@ def settings_of(args: argparse.Namespace, seeds: Sequence[int]) -> dict[str, Any
     s.pop("backend_options")
     s["config"] = None if args.config is None else str(config_path(args.config).resolve())
     out = {**s, "episode_seeds": list(seeds), "seed": args.seed, "task_seed": args.task_seed,
-           "slo": slo_of(args), "calibration_episodes": args.calibration_episodes}
+           "slo": slo_of(args), "calibration_episodes": args.calibration_episodes,
+           "action_deltas": list(ACTION_DELTAS)}
     if args.backend == "live":  # what a replay on the twin needs to know about the live run
         opts = live_backend_options(args)
         out.update(time_scale=opts["time_scale"], scaler=opts["scaler"])
@@ -225,8 +240,26 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"records": list(records), "summary": summary}
 
 
+def original_layout(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``{"agents": results}`` in the original toolkit's exact layout: per record the eight
+    per-step lists (``actions``: the action indices) and the nine summary values, numbers as
+    floats; per agent the summary of those nine. Everything this package adds is left out
+    (``settings``, ``applied_deltas``, ``step_seconds``, ``worker_seconds``, ...)."""
+    agents = {}
+    for name, entry in results.items():
+        records = [{**{k: [float(v) for v in r[k]] for k in STEP_LISTS},
+                    "summary": {k: float(r["summary"][k]) for k in ORIGINAL_SUMMARY_KEYS}}
+                   for r in entry["records"]]
+        summary = aggregate(records)["summary"]
+        agents[name] = {"records": records,
+                        "summary": {k: summary[k] for k in ORIGINAL_SUMMARY_KEYS}}
+    return {"agents": agents}
+
+
 def load_results(path: str | Path) -> dict[str, Any]:
-    """Read ``aggregated_results.json`` from a compare directory (or the file itself)."""
+    """Read ``aggregated_results.json`` from a compare directory (or the file itself), in
+    either layout: every record comes back with ``actions`` (indices) and ``applied_deltas``
+    (``common.metrics.read_actions``), and ``data["actions_read"]`` says how they were read."""
     p = Path(path)
     if p.is_dir():
         p = p / RESULTS_FILE
@@ -238,6 +271,7 @@ def load_results(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"cannot read {p}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("agents"), dict):
         raise UsageError(f"{p} has no 'agents' mapping (not an aggregated_results.json)")
+    data["actions_read"] = read_actions(data)
     return data
 
 
@@ -269,6 +303,7 @@ def plot_only(args: argparse.Namespace) -> int:
     if not args.input_dir:
         raise UsageError("--plot-only needs --input-dir <compare_dir>")
     data = load_results(args.input_dir)
+    print(f"{args.input_dir}: {data['actions_read']['reason']}")
     agents = data["agents"]
     if args.agents:
         wanted = resolve_agents(_split_names(args.agents))
@@ -292,7 +327,8 @@ def plot_only(args: argparse.Namespace) -> int:
     if args.agents and not args.output_dir:  # never overwrite the full comparison's plots
         tag = "_".join(agents)
         plots, scatter = (p.with_name(f"{p.stem}_{tag}{p.suffix}") for p in (plots, scatter))
-    plot_comparison(agents, plots)
+    settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
+    plot_comparison(agents, plots, tuple(settings.get("action_deltas") or ACTION_DELTAS))
     plot_scatter(agents, scatter, data.get("static_frontier"))
     print("\n".join(summary_table(agents)))
     print(f"plots written to {plots} and {scatter}")
@@ -374,13 +410,14 @@ def simulate_agents(agent_names: Sequence[str], policies: Mapping[str, Policy],
 
 def write_comparison(run_dir: Path, results: Mapping[str, Mapping[str, Any]],
                      settings: Mapping[str, Any], sources: Mapping[str, str],
-                     frontier: Sequence[Mapping[str, float]] | None = None) -> None:
-    """``aggregated_results.json`` (with the ``static_frontier`` when given),
-    ``comparison.log`` and both plots into ``run_dir``."""
+                     frontier: Sequence[Mapping[str, float]] | None = None,
+                     original: bool = False) -> None:
+    """``aggregated_results.json`` (with the ``static_frontier`` when given; in the original
+    toolkit's layout with ``original``), ``comparison.log`` and both plots into ``run_dir``."""
     data: dict[str, Any] = {"agents": results, "settings": settings}
     if frontier:
         data["static_frontier"] = list(frontier)
-    atomic_write_json(run_dir / RESULTS_FILE, data)
+    atomic_write_json(run_dir / RESULTS_FILE, original_layout(results) if original else data)
     write_log(run_dir / LOG_FILE, results, settings, sources)
     plot_comparison(results, run_dir / PLOTS_FILE)
     plot_scatter(results, run_dir / SCATTER_FILE, frontier)
@@ -438,6 +475,9 @@ def compare(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise UsageError("--episodes must be >= 1")
+    if args.original_layout and args.record:
+        raise UsageError("--record needs this package's layout (step_seconds, farm_config); "
+                         "drop --original-layout")
     names = _split_names(args.agents)
     if not names:
         names = (["sarsa"] if args.model else []) + (["dqn"] if args.dqn_model else []) + [
@@ -461,7 +501,7 @@ def compare(args: argparse.Namespace) -> int:
     results, sources = simulate_agents(agent_names, policies, env_kwargs(args), seeds, cached,
                                        progress=print, record_timing=args.record)
     frontier = frontier_on(env_kwargs(args), seeds) if args.backend == "simulated" else None
-    write_comparison(run_dir, results, settings, sources, frontier)
+    write_comparison(run_dir, results, settings, sources, frontier, args.original_layout)
     print("\n".join(summary_table(results)))
     print(f"results written to {run_dir}")
     return 0

@@ -4,7 +4,8 @@ A *recording* is a ``compare_policies`` output (``aggregated_results.json``, or 
 directory holding it): per agent, episode records with per-step lists (``worker_counts``,
 ``queue_lengths``, ``qos_rates``, ``actions``, ...; docs/artefacts.md) and, when written by
 this package, the ``settings`` of the run. Files of the original toolkit (floats, extra keys,
-no ``settings``) are read too. ``compare_policies --record`` adds each step's measured length
+no ``settings``, ``actions`` holding action indices and no ``applied_deltas``) are read too
+(``compare.load_results``). ``compare_policies --record`` adds each step's measured length
 (``step_seconds``) and the farm configuration (``settings.farm_config``).
 
 Episodes cannot be matched one to one (the real farm's randomness is not the twin's), so the
@@ -16,15 +17,20 @@ Each recorded agent is replayed on the twin in two ways:
 * **closed loop** (agents the product knows: the baselines, and SARSA/DQN when their model is
   given): the agent plays the twin with the recording's settings, one twin episode per
   recorded episode, seeded like the recording (``settings.episode_seeds``);
-* **open loop** (every agent): the recorded actions (applied worker deltas) are replayed step
-  by step, so both sides scale at the same steps.
+* **open loop** (every agent): the recorded actions are replayed step by step as the worker
+  deltas they applied (``applied_deltas``; in the original layout the deltas of the action
+  indices, following the recorded worker counts where an action did not take effect), so both
+  sides scale at the same steps. A replay that reproduces the recorded worker counts (MAE at
+  most :data:`FAITHFUL_REPLAY`) is *faithful*.
 
 Where the recording has ``step_seconds``, distances between *distributions* are added
 (``distances``: the 1-Wasserstein distance of the pooled step lengths, for steps with a
 scale-up and for the others, from the open-loop replay): the scale-up latency shows there.
 
 :func:`fit_score` folds a report into one number (each error divided by its unit,
-:data:`SCORE_UNITS`) for the fitting in ``service.twin_fit``.
+:data:`SCORE_UNITS`) for the fitting in ``service.twin_fit``: the closed-loop errors of the
+agents the twin played (what training on the twin depends on) plus, at
+:data:`OPEN_LOOP_WEIGHT`, the open-loop errors of the faithful replays.
 """
 
 from __future__ import annotations
@@ -67,6 +73,17 @@ SCORE_UNITS: dict[str, float] = {
 }
 DISTANCE_UNITS: dict[str, float] = {"scale_up_step_seconds": 0.25, "step_seconds": 0.25}
 
+#: the weight of an agent's open-loop errors in :func:`fit_score` (its closed-loop ones: 1)
+OPEN_LOOP_WEIGHT = 0.5
+
+#: the closed-loop errors a fit must not worsen (``service.twin_fit``, :func:`worse_than`):
+#: what the agent does (workers) and what it is judged by (worker queue, QoS)
+GUARDED = ("workers", "worker_queue", "qos")
+
+#: an open-loop replay is faithful, and its errors count in :func:`fit_score`, when its worker
+#: MAE is at most this: otherwise it did not replay what the recording did
+FAITHFUL_REPLAY = 0.5
+
 #: compare_policies' defaults, for recordings without ``settings``
 DEFAULT_SETTINGS: dict[str, Any] = {
     "max_steps": 30, "step_duration": 8.0, "observation_window": 8.0, "initial_workers": 12,
@@ -87,9 +104,13 @@ class Recording:
     path: Path
     agents: dict[str, list[dict[str, Any]]]
     settings: dict[str, Any] = field(default_factory=dict)
+    #: how the actions were read (``common.metrics.read_actions``)
+    actions_read: dict[str, Any] = field(default_factory=dict)
 
     def setting(self, key: str) -> Any:
         value = self.settings.get(key)
+        if value is None and key == "initial_workers":  # what the original layout implies
+            value = self.actions_read.get("initial_workers")
         return DEFAULT_SETTINGS.get(key) if value is None else value
 
     def max_steps(self) -> int:
@@ -139,7 +160,7 @@ def load_recording(path: str | Path) -> Recording:
     if not agents:
         raise RecordingError(f"{p} holds no episode with per-step worker_counts")
     settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
-    return Recording(p, agents, dict(settings))
+    return Recording(p, agents, dict(settings), dict(data["actions_read"]))
 
 
 def twin_config(recording: Recording, config: str | Path | None = None) -> FarmConfig:
@@ -161,11 +182,12 @@ def twin_config(recording: Recording, config: str | Path | None = None) -> FarmC
 
 
 class ReplayActions(Policy):
-    """Open loop: step ``t`` requests the recorded delta ``actions[t]`` (nearest available
-    delta), then keeps the worker count once the recording ends."""
+    """Open loop: step ``t`` requests the recorded worker delta ``deltas[t]`` (a record's
+    ``applied_deltas``; the nearest available delta), then keeps the worker count once the
+    recording ends."""
 
-    def __init__(self, actions: Sequence[float], action_deltas: Sequence[int] = (-1, 0, 1)):
-        self.actions = [float(a) for a in actions]
+    def __init__(self, deltas: Sequence[float], action_deltas: Sequence[int] = (-1, 0, 1)):
+        self.actions = [float(a) for a in deltas]
         self.action_deltas = tuple(int(d) for d in action_deltas)
         self.t = 0
 
@@ -260,7 +282,7 @@ def step_lengths(records: Sequence[Mapping[str, Any]], scale_up: bool) -> list[f
     """Pooled ``step_seconds`` of the steps with (or without) a scale-up."""
     out = []
     for r in records:
-        secs, acts = r.get("step_seconds") or [], r.get("actions") or []
+        secs, acts = r.get("step_seconds") or [], r.get("applied_deltas") or []
         out += [float(s) for s, a in zip(secs, acts) if (float(a) > 0) == scale_up]
     return out
 
@@ -348,11 +370,13 @@ def validate(recording: Recording, config: FarmConfig, policies: Mapping[str, Po
     for name, all_records in recording.agents.items():
         records = all_records[:episodes] if episodes else all_records
         seeds = recording.seeds(len(records))
-        twin_open = run_twin(env_kw, [(ReplayActions(r.get("actions") or [], deltas), s)
+        twin_open = run_twin(env_kw, [(ReplayActions(r["applied_deltas"], deltas), s)
                                       for r, s in zip(records, seeds)])
         mae_open, steps_open = errors(records, twin_open)
         entry: dict[str, Any] = {"loop": "open", "mae": mae_open, "mae_open_loop": mae_open,
                                  "steps": steps_open, "episodes": len(records),
+                                 "faithful_replay": bool(
+                                     mae_open.get("workers", math.inf) <= FAITHFUL_REPLAY),
                                  "distances": distances(records, twin_open)}
         if name in policies:
             twin_closed = run_twin(env_kw, [(policies[name], s) for s in seeds])
@@ -362,6 +386,7 @@ def validate(recording: Recording, config: FarmConfig, policies: Mapping[str, Po
         recorded[name], opened[name] = records, twin_open
         agents_out[name] = entry
     report = {"agents": agents_out, "recording": str(recording.path),
+              "actions": recording.actions_read.get("reason", ""),
               "units": {"qos": "percentage points", "worker_queue": "tasks",
                         "workers": "workers", "avg_time": "s", "max_time": "s",
                         "arrival_rate": "tasks/s", "step_seconds": "s",
@@ -370,25 +395,96 @@ def validate(recording: Recording, config: FarmConfig, policies: Mapping[str, Po
     return Validation(report, recorded, closed, opened)
 
 
-def fit_score(report: Mapping[str, Any], closed_loop: bool = False) -> float:
-    """One number for a report (lower is better): per agent, the sum of each open-loop error
-    (and closed-loop error with ``closed_loop``) and each distance divided by its unit
-    (:data:`SCORE_UNITS`, :data:`DISTANCE_UNITS`); averaged over the agents. The fit uses the
-    open loop only: with the recorded actions replayed, both sides scale at the same steps, so
-    the score changes smoothly with the parameters (a closed-loop agent deciding differently
-    makes it jump)."""
+def _scaled(errors_: Mapping[str, float], units: Mapping[str, float]) -> float:
+    return sum(errors_[k] / u for k, u in units.items()
+               if k in errors_ and math.isfinite(errors_[k]))
+
+
+def fit_score(report: Mapping[str, Any], open_loop_weight: float = OPEN_LOOP_WEIGHT) -> float:
+    """One number for a report (lower is better), averaged over the agents that count: per
+    agent, its closed-loop errors each divided by its unit (:data:`SCORE_UNITS`) when the twin
+    played it, plus ``open_loop_weight`` times its open-loop errors and step-length distances
+    (:data:`DISTANCE_UNITS`) when its replay is faithful. The closed loop is what training on
+    the twin depends on; the open loop changes smoothly with the parameters (both sides scale
+    at the same steps) but says nothing when the replay is not what the recording did. NaN
+    when no agent counts."""
     totals = []
     for entry in report["agents"].values():
-        total = 0.0
-        parts = [entry["mae_open_loop"]] + (
-            [entry["mae"]] if closed_loop and entry["loop"] == "closed" else [])
-        for part in parts:
-            total += sum(part[k] / u for k, u in SCORE_UNITS.items()
-                         if k in part and math.isfinite(part[k]))
-        total += sum(entry["distances"][k] / u for k, u in DISTANCE_UNITS.items()
-                     if k in entry.get("distances", {}))
+        closed = entry["loop"] == "closed"
+        faithful = entry.get("faithful_replay", False)
+        if not closed and not faithful:
+            continue
+        total = _scaled(entry["mae"], SCORE_UNITS) if closed else 0.0
+        if faithful:
+            total += open_loop_weight * (_scaled(entry["mae_open_loop"], SCORE_UNITS)
+                                         + _scaled(entry.get("distances", {}), DISTANCE_UNITS))
         totals.append(total)
     return float(np.mean(totals)) if totals else math.nan
+
+
+def closed_loop_errors(report: Mapping[str, Any],
+                       metrics: Sequence[str] = GUARDED) -> dict[tuple[str, str], float]:
+    """The closed-loop errors of a report in ``metrics``, by (agent, metric)."""
+    return {(name, k): float(entry["mae"][k]) for name, entry in report["agents"].items()
+            if entry["loop"] == "closed" for k in metrics
+            if k in entry["mae"] and math.isfinite(entry["mae"][k])}
+
+
+@dataclass(frozen=True)
+class Guard:
+    """How much worse than the start a fit may leave a guarded closed-loop error: up to
+    ``max_worse`` (a fraction) above it, or ``floor`` units of the score (:data:`SCORE_UNITS`:
+    1 worker, 5 tasks, 5 QoS points) above it when that is more (default 0: the fraction
+    alone; small errors are mostly the noise of few episodes, which a floor tolerates)."""
+
+    max_worse: float = 0.10
+    floor: float = 0.0
+
+    def limit(self, metric: str, start: float) -> float:
+        return max(start * (1.0 + self.max_worse), start + self.floor * SCORE_UNITS[metric])
+
+    def describe(self) -> str:
+        return f"the start's error + {100 * self.max_worse:g} %" + (
+            f" or + {self.floor:g} score units" if self.floor else "")
+
+
+def worse_than(start: Mapping[tuple[str, str], float], report: Mapping[str, Any],
+               guard: Guard) -> list[tuple[str, str]]:
+    """The closed-loop errors of ``report`` above their ``guard`` limit from their value in
+    ``start`` (:func:`closed_loop_errors` of the start's report); an error the report lacks
+    counts as worse."""
+    now = closed_loop_errors(report)
+    return [(name, metric) for (name, metric), value in start.items()
+            if now.get((name, metric), math.inf) > guard.limit(metric, value) + 1e-9]
+
+
+def compare_reports(before: Mapping[str, Any], after: Mapping[str, Any],
+                    guard: Guard | None = None) -> list[str]:
+    """A before/after table, one line per agent, loop and metric of the score: both errors,
+    the change, and for the closed-loop errors a fit guards (:data:`GUARDED`) the ``guard``'s
+    limit."""
+    lines = [f"{'agent':<18} {'loop':<6} {'metric':<14} {'before':>10} {'after':>10} "
+             f"{'change':>8} {'limit':>10}"]
+    for name, entry in before["agents"].items():
+        other = after["agents"].get(name, {})
+        loops = ([("closed", "mae")] if entry["loop"] == "closed" else []) + [
+            ("open", "mae_open_loop")]
+        for loop, key in loops:
+            note = "" if loop == "closed" or entry.get("faithful_replay") else \
+                "  (replay not faithful: not in the score)"
+            for metric in SCORE_UNITS:
+                if metric not in entry[key]:
+                    continue
+                b, a = entry[key][metric], other.get(key, {}).get(metric, math.nan)
+                change = f"{(a - b) / b:+8.1%}" if b else f"{'':>8}"
+                guarded = loop == "closed" and metric in GUARDED and guard is not None
+                limit = f"{guard.limit(metric, b):>10.3f}" if guarded else f"{'':>10}"
+                flag = "  OVER" if guarded and a > guard.limit(metric, b) + 1e-9 else ""
+                lines.append(f"{name:<18} {loop:<6} {metric:<14} {b:>10.3f} {a:>10.3f} "
+                             f"{change} {limit}{flag}{note}")
+                note = ""
+    lines.append(f"score {before['score']:.4f} -> {after['score']:.4f} (lower is better)")
+    return lines
 
 
 def format_report(report: Mapping[str, Any]) -> list[str]:
@@ -401,7 +497,9 @@ def format_report(report: Mapping[str, Any]) -> list[str]:
         rows.append(("open", entry["mae_open_loop"]))
         for loop, mae in rows:
             vals = " ".join(f"{mae[c]:>12.3f}" if c in mae else f"{'-':>12}" for c in cols)
-            lines.append(f"{name:<18} {loop:<6} {entry['steps']:>5} {vals}")
+            unfaithful = loop == "open" and not entry.get("faithful_replay", True)
+            lines.append(f"{name:<18} {loop:<6} {entry['steps']:>5} {vals}"
+                         + ("   (replay not faithful)" if unfaithful else ""))
         if entry.get("distances"):
             lines.append(f"{'':<18} W1 step lengths: " + ", ".join(
                 f"{k} {v:.3f} s" for k, v in entry["distances"].items()))
@@ -409,7 +507,8 @@ def format_report(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-__all__ = ["DISTANCE_UNITS", "METRICS", "Recording", "RecordingError", "ReplayActions",
-           "SCORE_UNITS", "Validation", "closed_loop_agents", "errors",
-           "fit_score", "format_report", "load_recording", "per_step_mean", "twin_config",
-           "validate", "wasserstein1"]
+__all__ = ["DISTANCE_UNITS", "FAITHFUL_REPLAY", "GUARDED", "METRICS", "OPEN_LOOP_WEIGHT",
+           "SCORE_UNITS", "Guard", "Recording", "RecordingError", "ReplayActions", "Validation",
+           "closed_loop_agents", "closed_loop_errors", "compare_reports", "errors", "fit_score",
+           "format_report", "load_recording", "per_step_mean", "twin_config", "validate",
+           "wasserstein1", "worse_than"]
