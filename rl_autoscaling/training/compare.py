@@ -41,7 +41,9 @@ from ..common.metrics import ACTION_DELTAS, EpisodeTrace, mean_std, read_actions
 from ..common.modelio import atomic_write_json
 from ..common.rollout import run_episode
 from ..common.rundir import new_run_dir
+from ..common.settings import add_flags
 from ..config import config_path
+from ..env import EnvSettings
 from ..farm import BACKENDS
 from ..farm.live import add_live_arguments, live_backend_options
 from ..policies.base import Policy
@@ -107,11 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "and '_' ignored; default: the baselines, plus sarsa/dqn when their "
                         "model is given)")
     p.add_argument("--episodes", type=int, default=1, help="episodes per agent")
-    p.add_argument("--max-steps", type=int, default=30, help="steps per episode")
-    p.add_argument("--step-duration", type=float, default=8.0, help="seconds per step")
-    p.add_argument("--observation-window", type=float, default=8.0,
-                   help="seconds of completed tasks behind the time/QoS observations")
-    p.add_argument("--initial-workers", type=int, default=12, help="workers at reset")
+    # the env settings' one owner (rl_autoscaling.env.EnvSettings): --max-steps,
+    # --step-duration, --observation-window, --initial-workers
+    add_flags(p, EnvSettings, skip=("task_seed", "phase_shuffle", "phase_shuffle_seed",
+                                    "config", "backend", "reward_profile"))
     p.add_argument("--min-workers", type=int, default=1, help="lowest worker count")
     p.add_argument("--max-workers", type=int, default=32, help="highest worker count")
     p.add_argument("--seed", type=int, default=42,
@@ -170,7 +171,9 @@ def episode_seeds(base: int, episodes: int) -> list[int]:
 
 
 def env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(max_steps=args.max_steps, step_duration=args.step_duration,
+    max_steps = EnvSettings(max_steps=args.max_steps, step_duration=args.step_duration,
+                            config=args.config).resolved_max_steps()
+    return dict(max_steps=max_steps, step_duration=args.step_duration,
                 observation_window=args.observation_window,
                 initial_workers=args.initial_workers, min_workers=args.min_workers,
                 max_workers=args.max_workers, phase_shuffle=args.phase_shuffle,
