@@ -136,7 +136,11 @@ def evaluation_columns(algorithm, result: dict) -> dict[str, float]:
 
 
 def _algo_name(algorithm) -> str:
-    return type(algorithm).__name__.lower().removesuffix("farm")
+    """The ``--algo`` name of a trial's algorithm (its class is named by the trial prefix)."""
+    from ..algorithms.registry import algorithm_of_trial
+
+    desc = algorithm_of_trial(type(algorithm).__name__ + "_")
+    return desc.name if desc else type(algorithm).__name__.lower()
 
 
 class AutoscalingCallbacks(RLlibCallback):
