@@ -301,7 +301,8 @@ def test_keda_external_scaler_answers_the_policys_decision(redis_srv, tmp_path):
          prefix], env=env, stderr=subprocess.DEVNULL) for i in range(2)]
     serve = Serve("--model", str(model), "--keda-grpc", str(port), "--scaler", "kubernetes",
                   "--redis-url", redis_srv.url, "--key-prefix", prefix,
-                  "--time-scale", str(TIME_SCALE), "--step-duration", str(STEP))
+                  "--time-scale", str(TIME_SCALE), "--step-duration", str(STEP),
+                  "--backoff-max", "1")
     try:
         serve.wait_for(lambda e: e["event"] == "decision" and e["workers"] == 2, 60)
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -333,6 +334,20 @@ def test_keda_external_scaler_answers_the_policys_decision(redis_srv, tmp_path):
         stream = rpc["StreamIsActive"](ref, timeout=5)
         assert next(stream).result is True
         stream.cancel()
+        # Redis goes away: hold the count, one line per outage, KEDA still gets an answer.
+        port_of_redis = redis_srv.port
+        redis_srv.kill()
+        down = serve.wait_for(lambda e: e["event"] == "farm_unreachable", 20)
+        held = serve.wait_for(lambda e: e["event"] == "decision" and e["fallback"] == "stale"
+                              and e["ts"] > down["ts"], 20)
+        assert held["delta"] == 0
+        assert rpc["GetMetrics"](request, timeout=5).metricValues[0].metricValue >= 2
+        restarted = RedisServer(port=port_of_redis).start()
+        try:
+            serve.wait_for(lambda e: e["event"] == "farm_reachable", 30)
+        finally:
+            restarted.stop()
+        assert len(serve.of("farm_unreachable")) == 1
         channel.close()
         serve.proc.send_signal(signal.SIGTERM)
         assert serve.finish(timeout=30) == 0
@@ -361,3 +376,31 @@ def test_keda_descriptors_are_kedas_proto():
     assert hashlib.sha256(fd.SerializeToString()).hexdigest() == PROTO_SHA256
     assert [m.name for m in fd.service[0].method] == [
         "IsActive", "StreamIsActive", "GetMetricSpec", "GetMetrics", "StreamMetricSpec"]
+
+
+def test_help_and_the_readme_commands_work_as_written():
+    import re
+    import shlex
+
+    from rl_autoscaling.deploy.cli import build_parser
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    help_run = subprocess.run([sys.executable, "-m", "rl_autoscaling.serve", "--help"],
+                              capture_output=True, text=True, env=env, timeout=60)
+    assert help_run.returncode == 0 and "--keda-grpc" in help_run.stdout
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Deploying the autoscaler"):]
+    section = section[:section.index("\n## ", 5)]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, re.S)
+    commands = [shlex.split(c.replace("\\\n", " "), comments=True)
+                for c in re.split(r"\n(?=\S)", block) if "rl_autoscaling.serve" in c]
+    assert len(commands) == 5
+    for argv in commands:
+        assert argv[:3] == ["python", "-m", "rl_autoscaling.serve"]
+        if argv[3:] != ["--help"]:
+            args = build_parser().parse_args(argv[3:])  # every flag exists as written
+            assert args.model or args.policy
+    # the flags the README's bullets name exist too
+    flags = set(re.findall(r"`(--[a-z-]+)", section))
+    known = {opt for action in build_parser()._actions for opt in action.option_strings}
+    assert flags and flags <= known, flags - known
