@@ -13,8 +13,7 @@ Then, every ``--step-duration`` farm seconds, :class:`~.controller.Controller` o
 and (unless ``--dry-run`` or ``--keda-grpc``) scales, writing one JSON line per decision on
 stdout. SIGTERM or SIGINT finishes the current step, leaves the worker count as it is and exits
 0 (``--summary`` written). With ``--scaler local`` the farm is local processes that play the
-configured workload once (``--seed``, from ``--initial-workers``); the controller stops when
-it is done, and the farm stops with the process.
+configured workload once (``--seed``, from ``--initial-workers``) and stop with the process.
 """
 
 from __future__ import annotations
@@ -172,15 +171,14 @@ def serve(args: argparse.Namespace) -> int:
 
             servers.append(KedaServer(ExternalScalerService(state, changed), args.keda_grpc))
         farm = open_farm(args, cfg)
-        if args.scaler != "local":
-            farm.expected_tasks = 2**62  # a running farm's workload never "ends" for us
+        farm.expected_tasks = 2**62  # the farm's workload never "ends" for the controller
         env = OpenFaaSAutoscalingEnv(
             backend=farm, config=cfg, step_duration=args.step_duration,
             observation_window=args.observation_window, max_steps=2**62, min_workers=0,
             max_workers=10**6, initial_workers=0, action_deltas=tuple(args.action_deltas))
         controller = Controller(env, source, guard, metrics, dry_run=args.dry_run,
                                 keda=args.keda_grpc is not None,
-                                stop_when_done=args.scaler == "local",
+                                count_from_start=args.scaler == "local",
                                 backoff_max=args.backoff_max, on_decision=changed.set)
         controller_ref.append(controller)
         for server in servers:
@@ -189,8 +187,8 @@ def serve(args: argparse.Namespace) -> int:
         with _stop_on_signals(stop):
             summary = controller.run(stop)
         workers = int(farm.scaler.observed_workers()) if args.scaler == "local" else None
-        json_log("stop", reason="signal" if stop.is_set() else "workload_done",
-                 workers_left=workers if workers is not None else "unchanged", **summary)
+        json_log("stop", workers_left=workers if workers is not None else "unchanged",
+                 **summary)
         if args.summary:
             atomic_write_json(Path(args.summary), summary)
         return 0

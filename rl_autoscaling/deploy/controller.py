@@ -22,8 +22,8 @@ Guardrails:
   ``GetMetrics``) and KEDA/the HPA apply it, so the controller never scales either.
 
 :meth:`Controller.run` returns when ``stop`` is set (SIGTERM/SIGINT: the current step is
-finished, the worker count is left as it is) or, with ``stop_when_done``, when the env reports
-the farm's workload done (the local farm).
+finished, the worker count is left as it is). The farm's workload never "ends" for the
+controller: a farm with nothing to do is observed and served like any other.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ class Controller:
         metrics: Prometheus metrics to update (or None).
         dry_run: never scale (decide and log only).
         keda: publish decisions for KEDA instead of scaling.
-        stop_when_done: end when the env reports the workload done (the local farm, started
-            just before: its tasks count from its start, not from the attach).
+        count_from_start: count the farm's tasks from its start (a farm started just before,
+            the local one), not from the attach.
         backoff_start, backoff_max: real seconds between tries while the farm is unreachable.
         log: the structured logger.
         on_decision: called after every decision (wakes KEDA's ``StreamIsActive``).
@@ -108,14 +108,15 @@ class Controller:
 
     def __init__(self, env, source: ModelSource, guardrails: Guardrails,
                  metrics: ControllerMetrics | None = None, *, dry_run: bool = False,
-                 keda: bool = False, stop_when_done: bool = False, backoff_start: float = 1.0,
+                 keda: bool = False, count_from_start: bool = False, backoff_start: float = 1.0,
                  backoff_max: float = 30.0, log: Callable[..., None] = json_log,
                  on_decision: Callable[[], None] | None = None) -> None:
         self.env, self.source, self.guardrails = env, source, guardrails
         self.deltas = tuple(int(d) for d in env.action_deltas)
         self.metrics = metrics
-        self.dry_run, self.keda, self.stop_when_done = dry_run, keda, stop_when_done
-        self.backoff_start, self.backoff_max = float(backoff_start), float(backoff_max)
+        self.dry_run, self.keda, self.count_from_start = dry_run, keda, count_from_start
+        self.backoff_max = float(backoff_max)
+        self.backoff_start = min(float(backoff_start), self.backoff_max)
         self.log = log
         self.on_decision = on_decision
         self.keda_state = KedaState()
@@ -162,7 +163,7 @@ class Controller:
         the summary (:meth:`summary`)."""
         env = self.env
         obs, info = env.attach()
-        if not self.stop_when_done:  # a running farm: count from now; else its tasks
+        if not self.count_from_start:  # a running farm: count from now
             self._enqueued_at_start = int(info["enqueued_total"])
             self._collected_at_start = self._collected_seen = int(info["processed_tasks"])
         self._last_info = info
@@ -188,10 +189,9 @@ class Controller:
             scaling = 0 if (self.dry_run or self.keda) else delta
             error = None
             try:
-                new_obs, _, terminated, _, new_info = env.step(self.deltas.index(scaling))
+                new_obs, _, _, _, new_info = env.step(self.deltas.index(scaling))
             except LiveFarmError as exc:
                 error = str(exc).splitlines()[0]
-                terminated = False
             self.decisions += 1
             self.worker_counts.append(current)
             if reason is not None:
@@ -228,9 +228,6 @@ class Controller:
             self._last_info = info
             if self.metrics:
                 self._observed(obs, info)
-            if self.stop_when_done and terminated:
-                self.log("workload_done", final_qos=round(env.final_qos(), 4))
-                break
         return self.summary()
 
     def _observed(self, obs: np.ndarray, info: dict) -> None:

@@ -1,21 +1,22 @@
 """The controller's Prometheus metrics and its ``/metrics`` + ``/healthz`` HTTP server.
 
-Metrics (``prometheus_client``, installed with ``ray[default]``; one registry per controller):
+Metrics (``prometheus_client``, installed with ``ray[default]``; one registry per controller;
+counters carry Prometheus' ``_total`` suffix):
 
-=========================================  =====  =================================================
-``rl_autoscaler_workers``                  gauge  workers as observed at the last decision
-``rl_autoscaler_desired_workers``          gauge  the count the last decision asked for
-``rl_autoscaler_worker_queue``             gauge  tasks waiting for a worker
-``rl_autoscaler_qos_window``               gauge  QoS rate over the observation window
-``rl_autoscaler_decisions_total``          ctr    decisions by ``action`` (applied delta, "+1")
-``rl_autoscaler_fallbacks_total``          ctr    hold-the-count decisions by ``reason``
-``rl_autoscaler_model_info``               gauge  1, labelled ``policy``, ``source``, ``sha256``
-``rl_autoscaler_model_loaded_timestamp``   gauge  when the served model was loaded (epoch s)
-``rl_autoscaler_model_reloads_total``      ctr    model files swapped in
-``rl_autoscaler_model_reload_refusals``    ctr    replaced model files refused (old kept)
-``rl_autoscaler_redis_up``                 gauge  1 while the last observation succeeded
-``rl_autoscaler_tasks_collected_total``    ctr    tasks the collector delivered since start
-=========================================  =====  =================================================
+================================================  =====  ===========================================
+``rl_autoscaler_workers``                         gauge  workers as observed at the last decision
+``rl_autoscaler_desired_workers``                 gauge  the count the last decision asked for
+``rl_autoscaler_worker_queue``                    gauge  tasks waiting for a worker
+``rl_autoscaler_qos_window``                      gauge  QoS rate over the observation window
+``rl_autoscaler_decisions_total{action}``         ctr    decisions by applied delta ("+1", "0", ...)
+``rl_autoscaler_fallbacks_total{reason}``         ctr    hold-the-count decisions (stale, model_error)
+``rl_autoscaler_model_info{policy,source,sha256}``  gauge  1 for the served policy
+``rl_autoscaler_model_loaded_timestamp``          gauge  when it was loaded (epoch seconds)
+``rl_autoscaler_model_reloads_total``             ctr    model files swapped in
+``rl_autoscaler_model_reload_refusals_total``     ctr    replaced model files refused (old kept)
+``rl_autoscaler_redis_up``                        gauge  1 while the last observation succeeded
+``rl_autoscaler_tasks_collected_total``           ctr    tasks the collector delivered since start
+================================================  =====  ===========================================
 
 ``/healthz`` answers 200 while the last successful observation is younger than
 ``stale_after`` seconds, else 503.
