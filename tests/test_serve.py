@@ -400,3 +400,34 @@ def test_help_and_the_readme_commands_work_as_written():
     flags = set(re.findall(r"`(--[a-z-]+)", section))
     known = {opt for action in build_parser()._actions for opt in action.option_strings}
     assert flags and flags <= known, flags - known
+
+
+def test_dqn_model_files_are_served_and_checked_on_reload(tmp_path):
+    """A DQN .pt goes through the safe loader; a replacement with another action set is
+    refused once and the old model keeps serving; a good one is swapped in."""
+    import torch
+
+    from rl_autoscaling.algorithms.dqn.model import build_q_network, save_dqn_model
+    from rl_autoscaling.deploy.policy_source import ModelSource
+    from rl_autoscaling.observation import DEFAULT_HIGH, DEFAULT_LOW
+
+    def write(path, actions, seed):
+        torch.manual_seed(seed)
+        net = build_q_network(9, [8], actions)
+        return save_dqn_model(path, state_dict=net.state_dict(), obs_low=DEFAULT_LOW,
+                              obs_high=DEFAULT_HIGH, hidden_layers=[8], action_size=actions)
+
+    path = write(tmp_path / "dqn_best.pt", 3, 0)
+    source = ModelSource.from_file(path, action_size=3)
+    obs = np.zeros(9, dtype=np.float32)
+    obs[Obs.WORKERS] = 4
+    assert source.identity.policy == "DQN" and 0 <= source.policy.act(obs, {}) < 3
+    assert source.poll(obs, {}) is None  # unchanged
+    old = source.identity.sha256
+    write(tmp_path / "next.pt", 5, 1).replace(path)  # atomic rename, wrong action set
+    kind, reason = source.poll(obs, {})
+    assert kind == "refused" and "5 actions" in reason
+    assert source.poll(obs, {}) is None and source.identity.sha256 == old  # refused once
+    write(tmp_path / "next.pt", 3, 2).replace(path)
+    assert source.poll(obs, {})[0] == "reloaded" and source.identity.sha256 != old
+    assert source.reloads == 1 and source.refusals == 1
