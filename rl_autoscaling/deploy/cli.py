@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import threading
 import time
@@ -150,6 +151,8 @@ def serve(args: argparse.Namespace) -> int:
     if args.step_duration <= 0 or args.observation_window <= 0:
         raise UserError("--step-duration and --observation-window must be > 0")
     guard = Guardrails(args.min_workers, args.max_workers, tuple(args.action_deltas))
+    if args.summary:
+        _check_writable(Path(args.summary))
     cfg = load_config(args.config)
     source = load_source(args, cfg)
     metrics = ControllerMetrics()
@@ -199,6 +202,15 @@ def serve(args: argparse.Namespace) -> int:
             env.close()
         elif farm is not None:
             farm.close()
+
+
+def _check_writable(path: Path) -> None:
+    """Fail now, not at exit, if the summary cannot be written."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if path.is_dir() or not os.access(parent, os.W_OK):
+        raise UserError(f"--summary {path}: cannot write there")
 
 
 class _stop_on_signals:  # noqa: N801 - a context manager used like a function

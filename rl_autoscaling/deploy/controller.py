@@ -159,8 +159,8 @@ class Controller:
     # ------------------------------------------------------------------ the loop
 
     def run(self, stop: threading.Event) -> dict[str, Any]:
-        """Attach, then decide every step until ``stop`` (or the workload is done); returns
-        the summary (:meth:`summary`)."""
+        """Attach, then decide every step until ``stop`` is set; returns the summary
+        (:meth:`summary`)."""
         env = self.env
         obs, info = env.attach()
         if not self.count_from_start:  # a running farm: count from now
@@ -201,7 +201,7 @@ class Controller:
                      qos_window=round(float(obs[Obs.QOS_RATE]), 4),
                      arrival_rate=round(float(obs[Obs.ARRIVAL_RATE]), 3),
                      requested=requested, delta=delta, desired=desired,
-                     applied=0 if error else int(new_info["applied_delta"]),
+                     applied=None if error else int(new_info["applied_delta"]),
                      fallback=reason, dry_run=self.dry_run, model=self.source.identity.sha256)
             if self.on_decision:
                 self.on_decision()

@@ -8,7 +8,7 @@ counters carry Prometheus' ``_total`` suffix):
 ``rl_autoscaler_desired_workers``                 gauge  the count the last decision asked for
 ``rl_autoscaler_worker_queue``                    gauge  tasks waiting for a worker
 ``rl_autoscaler_qos_window``                      gauge  QoS rate over the observation window
-``rl_autoscaler_decisions_total{action}``         ctr    decisions by applied delta ("+1", "0", ...)
+``rl_autoscaler_decisions_total{action}``         ctr    decisions by guarded delta ("+1", "0", ...)
 ``rl_autoscaler_fallbacks_total{reason}``         ctr    hold-the-count decisions (stale, model_error)
 ``rl_autoscaler_model_info{policy,source,sha256}``  gauge  1 for the served policy
 ``rl_autoscaler_model_loaded_timestamp``          gauge  when it was loaded (epoch seconds)
@@ -49,7 +49,7 @@ class ControllerMetrics:
                                   registry=r)
         self.qos = Gauge(f"{PREFIX}_qos_window", "QoS rate over the observation window",
                          registry=r)
-        self.decisions = Counter(f"{PREFIX}_decisions", "Decisions by applied worker delta",
+        self.decisions = Counter(f"{PREFIX}_decisions", "Decisions by guarded worker delta",
                                  ["action"], registry=r)
         self.fallbacks = Counter(f"{PREFIX}_fallbacks", "Hold-the-count fallbacks by reason",
                                  ["reason"], registry=r)
