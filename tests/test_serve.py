@@ -37,7 +37,7 @@ needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None,
                                  reason="redis-server is not installed")
 TIME_SCALE = 0.1
 STEP = 8.0  # farm seconds per decision: 0.8 s real
-# Three phases of 1, 3 and 2 tasks/s; seed 42 plays 900 tasks in 383 farm s (38 s real; the
+# Three phases of 1, 3 and 2 tasks/s; seed 42 plays 960 tasks in 383 farm s (38 s real; the
 # emitter skips empty windows, so a phase lasts less than its phase_duration). Deadlines of
 # 2.5 x p, at least 1.5 farm s: at time scale 0.1 the seed's 2 x p (>= 0.1 s) leaves the
 # smallest tasks 5 ms of real slack, and a loaded 2-core machine stalls processes for 100 ms
