@@ -288,7 +288,18 @@ class OpenFaaSAutoscalingEnv(gym.Env):
         initial = self._initial_workers_of(options)
         snap = self.backend.reset(seed=episode_seed, initial_workers=initial,
                                   phase_order=order)
-        self._target_workers = initial
+        return self._start(snap, initial)
+
+    def attach(self):
+        """Start observing the backend's farm as it runs, without resetting it: the first
+        observation and info of a controller that serves a policy continuously
+        (:mod:`rl_autoscaling.deploy`). Later ``step`` calls work as after ``reset``; the
+        counters (collected tasks, QoS) start from this instant."""
+        snap = self.backend.snapshot()
+        return self._start(snap, int(snap.workers))
+
+    def _start(self, snap: FarmSnapshot, workers: int):
+        self._target_workers = workers
         self._steps = 0
         self._total_reward = 0.0
         self._scaling_actions = 0

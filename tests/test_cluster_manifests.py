@@ -194,3 +194,89 @@ def test_raycluster_head_gives_submitted_jobs_the_shared_storage_path():
     env = {e["name"]: e["value"] for e in head["env"]}
     mounts = {m["mountPath"]: m["name"] for m in head["volumeMounts"]}
     assert env[STORAGE_ENV] == "/data/tune" and mounts["/data"] == "runs"
+
+
+# --------------------------------------------------------------------------- serve
+
+
+SERVE = CLUSTER / "serve"
+
+
+@pytest.mark.parametrize("name", ["controller.yaml", "keda.yaml"])
+def test_serve_manifests_validate_and_their_args_parse(name):
+    from rl_autoscaling.deploy.cli import build_parser
+
+    deployments = []
+    for doc in docs(SERVE / name):
+        if doc["kind"] == "ScaledObject":  # a KEDA CRD: checked below
+            continue
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        if doc["kind"] == "Deployment":
+            deployments.append(doc)
+    (deployment,) = deployments
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"  # never two controllers
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "rl_autoscaling.serve"]
+    args = build_parser().parse_args(container["args"])  # every flag exists as written
+    assert args.model.startswith("/data/") and args.metrics_port == 9100
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/data"]["readOnly"] is True
+    probe = container["readinessProbe"]["httpGet"]
+    assert probe["path"] == "/healthz" and probe["port"] == "metrics"
+
+
+def test_serve_controller_rbac_is_the_worker_scale_subresource_only():
+    """serve attaches to a running farm: it reads/patches the worker Deployment's scale and
+    annotates the ACKed pod (scale-down); it never starts or stops the farm."""
+    from rl_autoscaling.config import load_config
+
+    namespace, worker = load_config().functions.namespace, load_config().functions.worker
+    kinds = {}
+    for doc in docs(SERVE / "controller.yaml"):
+        kinds.setdefault(doc["kind"], []).append(doc)
+    (role,) = kinds["Role"]
+    assert role["metadata"]["namespace"] == namespace
+    rules = [{k: sorted(v) for k, v in rule.items()} for rule in role["rules"]]
+    assert rules == [
+        {"apiGroups": ["apps"], "resources": ["deployments/scale"], "resourceNames": [worker],
+         "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},
+    ]
+    (binding,) = kinds["RoleBinding"]
+    (sa,) = kinds["ServiceAccount"]
+    (deployment,) = kinds["Deployment"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                                    "namespace": sa["metadata"]["namespace"]}]
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
+    assert deployment["metadata"]["namespace"] == sa["metadata"]["namespace"]
+
+
+def test_keda_scaledobject_points_at_the_serve_grpc_service():
+    from rl_autoscaling.config import load_config
+    from rl_autoscaling.deploy.cli import build_parser
+
+    fn = load_config().functions
+    kinds = {}
+    for doc in docs(SERVE / "keda.yaml"):
+        kinds.setdefault(doc["kind"], []).append(doc)
+    assert set(kinds) == {"ServiceAccount", "Deployment", "Service", "ScaledObject"}  # no RBAC
+    (so,) = kinds["ScaledObject"]
+    assert so["apiVersion"] == "keda.sh/v1alpha1"
+    assert so["metadata"]["namespace"] == fn.namespace
+    assert so["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                            "name": fn.worker}
+    (trigger,) = so["spec"]["triggers"]
+    assert trigger["type"] == "external" and trigger["metricType"] == "AverageValue"
+    host, port = trigger["metadata"]["scalerAddress"].rsplit(":", 1)
+    (svc,) = kinds["Service"]
+    assert host == f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc"
+    grpc_port = {p["name"]: p for p in svc["spec"]["ports"]}["grpc"]
+    (deployment,) = kinds["Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = build_parser().parse_args(container["args"])
+    assert int(port) == grpc_port["port"] == args.keda_grpc
+    assert (so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"]) == (
+        args.min_workers, args.max_workers)
+    spec = deployment["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False  # no Kubernetes API in KEDA mode

@@ -11,7 +11,8 @@ Layers, bottom to top (a module may import its own layer's package and any lower
 6. ``algorithms`` (SARSA(lambda), DQN and their trained policies)
 7. ``reporting`` (plots and tables from records)
 8. ``training`` (harness, trainers, evaluation, comparison, agent registry, CLI helpers)
-9. ``service`` (Tune, specs, KPIs, export, submission) and ``bench``
+9. ``service`` (Tune, specs, KPIs, export, submission), ``deploy`` (the continuous
+   controller, its metrics and KEDA service) and ``bench``
 10. the entry points (``train_sarsa``, ``tune``, ... : ``python -m rl_autoscaling.<name>``;
     ``calibrate`` is a package with ``__main__``)
 
@@ -28,7 +29,7 @@ import rl_autoscaling
 
 PACKAGE = Path(rl_autoscaling.__file__).resolve().parent
 ENTRY_POINTS = {"train_sarsa", "train_dqn", "test_sarsa", "test_dqn", "plot_training",
-                "compare_policies", "tune", "export", "submit", "calibrate"}
+                "compare_policies", "tune", "export", "submit", "calibrate", "serve"}
 LAYERS = {
     "observation": 0,
     "common": 1,
@@ -39,10 +40,10 @@ LAYERS = {
     "algorithms": 6,
     "reporting": 7,
     "training": 8,
-    "service": 9, "bench": 9,
+    "service": 9, "deploy": 9, "bench": 9,
     **{name: 10 for name in ENTRY_POINTS},
 }
-MAX_TOP_LEVEL_MODULES = 14
+MAX_TOP_LEVEL_MODULES = 15  # 14 + serve.py (the deploy entry point)
 
 
 def module_name(path: Path) -> str:

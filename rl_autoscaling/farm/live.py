@@ -122,7 +122,8 @@ class LiveFarm(FarmBackend):
         self.expected_tasks = wl.expected_tasks
         self.scaler.stop_farm()
         self._refuse_foreign_processes()
-        self.link.call(lambda r: r.delete(*self.keys.all()))
+        self.link.call(lambda r: r.delete(*self.keys.all(), *r.scan_iter(
+            match=self.keys.inflight_pattern, count=500)))  # and earlier in-flight lists
         self.records, self._out_index = [], 0
         self._generation_end, self.task_generation_start_time = None, None
         self.scaler.start_farm(initial_workers, seed)
@@ -150,6 +151,27 @@ class LiveFarm(FarmBackend):
                                     f"{self.start_timeout:.0f} s")
             self._check_health()
             time.sleep(0.005)
+        return self.snapshot()
+
+    def attach(self) -> FarmSnapshot:
+        """Observe a farm that is already running (its functions started by their own
+        deployment): take the episode clock (``program_start_time``, ``time_scale``) from the
+        farm's state hash, or start one now if the farm never published it, and read
+        ``output_queue`` from its current end. Nothing is stopped, cleared or pushed."""
+        keys = self.keys
+
+        def read(r):
+            pipe = r.pipeline(transaction=True)
+            pipe.hmget(keys.state, ["program_start_time", "time_scale"])
+            pipe.llen(keys.output)
+            return pipe.execute()
+
+        (start, scale), out_len = self.link.call(read)
+        self.program_start_time = float(start) if start is not None else time.time()
+        if scale is not None:
+            self.time_scale = self.scaler.time_scale = float(scale)
+        self.records, self._out_index = [], int(out_len)
+        self._started = True
         return self.snapshot()
 
     def _refuse_foreign_processes(self) -> None:

@@ -188,14 +188,21 @@ class LocalProcessScaler(Scaler):
             toward the latency.
         start_timeout: real seconds to wait for processes to announce themselves.
         log_dir: where each process's stderr goes (default: a temporary directory).
+        tolerate_worker_loss: a worker process that dies (killed, OOM) is replaced, as a
+            ReplicaSet replaces a lost pod (a new worker, after the emulated deploy latency;
+            the collector's reaper re-queues the dead one's in-flight task), instead of
+            failing the farm's health check; emitter and collector deaths still do. Lost
+            workers are listed in :attr:`lost_workers`.
     """
 
     name = "local"
 
     def __init__(self, python: str = sys.executable, emulate_latency: bool = True,
                  start_timeout: float = 60.0, log_dir: str | Path | None = None,
-                 redis_url: str | None = None) -> None:
+                 redis_url: str | None = None, tolerate_worker_loss: bool = False) -> None:
         self.python = python
+        self.tolerate_worker_loss = bool(tolerate_worker_loss)
+        self.lost_workers: list[str] = []
         self.emulate_latency = emulate_latency
         self.start_timeout = float(start_timeout)
         self._own_log_dir = log_dir is None
@@ -368,11 +375,26 @@ class LocalProcessScaler(Scaler):
         return applied
 
     def observed_workers(self) -> int:
+        self._replace_lost_workers()
         now = time.time()
         self._retiring = [t for t in self._retiring if t > now]
         return len(self.workers) + len(self._retiring)
 
+    def _replace_lost_workers(self) -> None:
+        if not self.tolerate_worker_loss:
+            return
+        lost = [name for name, proc in self.workers.items() if proc.poll() is not None]
+        for name in lost:
+            del self.workers[name]
+            self.lost_workers.append(name)
+        if lost:  # like a ReplicaSet: new pods, ready after the deploy latency
+            start = time.time()
+            start_at = [start + self._scaled(self.config.timing.scale_up_latency.sample(self._rng))
+                        for _ in lost] if self.emulate_latency else None
+            self._spawn_workers(len(lost), start_at)
+
     def health(self) -> str | None:
+        self._replace_lost_workers()
         for role, proc in list(self.components.items()) + list(self.workers.items()):
             code = proc.poll()
             if code is not None:

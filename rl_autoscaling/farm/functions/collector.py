@@ -12,15 +12,35 @@ always in exactly one list; a collector that starts finds what its predecessor l
 ``collecting`` and delivers it first. The script only delivers if ``collecting`` still holds
 the batch it was given, so a retried call (reply lost) cannot append a batch twice.
 LMOVE needs Redis 6.2 or newer.
+
+The collector is also the farm's reaper (every ``REAP_PERIOD`` real seconds): a worker's
+in-flight list whose heartbeat key has expired (the worker died mid-task) is moved back to the
+head of ``worker_queue`` by one Lua script that first checks the heartbeat is still missing
+(see ``functions.worker``).
 """
 
 from __future__ import annotations
 
 import time
 
-from .protocol import TERMINATE, FarmKeys, FunctionContext, RedisLink, dumps, farm_time, loads
+from .protocol import (
+    REQUEUE,
+    TERMINATE,
+    FarmKeys,
+    FunctionContext,
+    RedisLink,
+    dumps,
+    farm_time,
+    loads,
+)
 
 BATCH = 256  # results moved per round trip
+REAP_PERIOD = 1.0  # real seconds between reaper passes
+
+# KEYS: in-flight list, the worker's heartbeat, worker_queue: re-queue if the worker is gone.
+_REAP = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+""" + REQUEUE.replace("KEYS[2]", "KEYS[3]")
 
 # KEYS: collecting, output; ARGV: batch size, then the stamped results.
 _DELIVER = """
@@ -48,13 +68,28 @@ def run(ctx: FunctionContext) -> str:
     link = ctx.link()
     poll = max(ctx.config.timing.collector_wait_time * ctx.time_scale, 0.002)
     link.call(lambda r: r.hset(keys.state, "collector_ready", time.time()))
+    next_reap = time.time() + REAP_PERIOD
     while True:
         raw = link.call(lambda r: r.lpop(keys.collector_control_syn))
         if raw is not None and loads(raw).get("type") == TERMINATE:
             return "terminated"
         while collect(link, keys) >= BATCH:
             pass
+        if time.time() >= next_reap:
+            reap(link, keys)
+            next_reap = time.time() + REAP_PERIOD
         time.sleep(poll)
+
+
+def reap(link: RedisLink, keys: FarmKeys) -> int:
+    """Re-queue the in-flight tasks of workers whose heartbeat expired; returns how many."""
+    lists = link.call(lambda r: list(r.scan_iter(match=keys.inflight_pattern, count=500)))
+    moved = 0
+    for raw_key in lists:
+        key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+        beat = keys.alive("worker", keys.inflight_worker(key))
+        moved += int(link.call(lambda r: r.eval(_REAP, 3, key, beat, keys.worker)))
+    return moved
 
 
 def collect(link: RedisLink, keys: FarmKeys, batch: int = BATCH) -> int:

@@ -98,8 +98,34 @@ class FarmKeys:
     @property
     def alive_pattern(self) -> str:
         """``SCAN MATCH`` pattern of this farm's heartbeat keys (the prefix glob-escaped)."""
-        escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)
-        return f"{escaped}farm_alive:*"
+        return f"{_glob_escape(self.prefix)}farm_alive:*"
+
+    def inflight(self, name: str) -> str:
+        """The list holding the task worker ``name`` is processing (moved there from
+        ``worker`` by LMOVE; see ``functions.worker``)."""
+        return f"{self.worker}:inflight:{name}"
+
+    def inflight_worker(self, key: str) -> str:
+        """The worker name of an :meth:`inflight` key."""
+        return key[len(self.inflight("")):]
+
+    @property
+    def inflight_pattern(self) -> str:
+        """``SCAN MATCH`` pattern of this farm's in-flight lists."""
+        return f"{_glob_escape(self.inflight(''))}*"
+
+
+#: Lua, KEYS: an in-flight list, worker_queue: move the list's tasks back to the head of
+#: worker_queue in their order; returns how many.
+REQUEUE = """
+local n = 0
+while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do n = n + 1 end
+return n
+"""
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 # --------------------------------------------------------------------------- messages

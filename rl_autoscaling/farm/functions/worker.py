@@ -9,6 +9,16 @@ result (the task plus ``task_work_time``, ``task_work_timestamp``, ``processing_
 ``image_size``, ``status``, ``pod_name``) goes to ``result_queue``. Control messages are read
 only between tasks, so a task is never interrupted: on SCALE_DOWN SYN the worker pushes its
 ACK and stops taking tasks; on TERMINATE it stops.
+
+No task is lost when a worker dies mid-task (eviction, OOM kill, node loss): the worker takes
+a task with ``LMOVE worker_queue -> <worker_queue>:inflight:<name>`` (atomic) and, once done,
+one Lua script removes it from that list and pushes the result, so a task is always in exactly
+one list. When the worker's heartbeat expires, the collector's reaper moves what its in-flight
+list holds back to the head of ``worker_queue`` (``collector.reap``); the task keeps its
+``task_gen_timestamp``, so its deadline still counts from the original enqueue. A worker
+whose task was re-queued meanwhile (it was presumed dead) finds it gone and drops its result,
+so the task is delivered once. A worker that starts re-queues what a predecessor of the same
+name left in its list. LMOVE needs Redis 6.2 or newer.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import time
 
 from .protocol import (
     ENV_WORKER_START_AT,
+    REQUEUE,
     SCALE_DOWN,
     SYN,
     TERMINATE,
@@ -29,6 +40,16 @@ from .protocol import (
     start_announcement,
 )
 
+# KEYS: in-flight list, result_queue; ARGV: the task as taken, the result. Delivers only if
+# the task is still ours (not re-queued by the reaper), so a retried call cannot deliver twice.
+_FINISH = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
 
 def run(ctx: FunctionContext) -> str:
     """The worker loop; returns why it stopped ("scaled_down" or "terminated")."""
@@ -37,6 +58,8 @@ def run(ctx: FunctionContext) -> str:
     poll = max(timing.wait_time * ctx.time_scale, 0.002)
     start_at = float(os.environ.get(ENV_WORKER_START_AT) or 0.0)
     time.sleep(max(0.0, start_at - time.time()))  # an emulated deploy latency
+    inflight = keys.inflight(ctx.name)
+    link.call(lambda r: r.eval(REQUEUE, 2, inflight, keys.worker))  # a predecessor's task
     link.call(lambda r: r.rpush(keys.worker_start, start_announcement(ctx.name)))
     while True:
         raw = link.call(lambda r: r.lpop(keys.worker_control_syn))
@@ -49,12 +72,12 @@ def run(ctx: FunctionContext) -> str:
             if msg.get("type") == TERMINATE:
                 return "terminated"
             continue  # unknown control message: ignore
-        raw = link.call(lambda r: r.lpop(keys.worker))
+        raw = link.call(lambda r: r.lmove(keys.worker, inflight, "LEFT", "RIGHT"))
         if raw is None:
             time.sleep(poll)
             continue
-        result = process(loads(raw), ctx)
-        link.call(lambda r: r.rpush(keys.result, dumps(result)))
+        out = dumps(process(loads(raw), ctx))
+        link.call(lambda r: r.eval(_FINISH, 2, inflight, keys.result, raw, out))
 
 
 def process(task: dict, ctx: FunctionContext) -> dict:
