@@ -278,3 +278,20 @@ def test_sarsa_model_is_loaded_lazily_through_the_policy_interface(tmp_path, mon
                                     "Static"]
     assert data["agents"]["SARSA"]["records"][0]["actions"] == [2, 2, 2, 2]
     assert data["agents"]["SARSA"]["records"][0]["applied_deltas"] == [1, 1, 1, 1]
+
+
+def test_frontier_lines_give_each_agent_its_ratio_to_the_static_frontier():
+    from rl_autoscaling.training.compare import frontier_lines
+
+    frontier = [{"workers": n, "final_qos": q, "mean_workers": float(n)}
+                for n, q in ((14, 0.95), (16, 0.99), (18, 0.999))]
+
+    def agent(qos, workers):
+        return {"records": [{"summary": {"final_qos_total": qos, "mean_workers": workers}}]}
+
+    lines = frontier_lines({"A": agent(0.99, 17.6), "B": agent(0.9945, 16.0),
+                            "C": agent(0.9999, 20.0)}, frontier, 0.99)
+    assert lines[0].startswith("static frontier") and "16.00 mean workers at the SLO" in lines[0]
+    assert "A: final QoS 0.9900 at 17.60 workers = 1.100x" in lines[1]
+    assert "B: final QoS 0.9945 at 16.00 workers = 0.941x" in lines[2]  # 17 at 0.9945
+    assert "C:" in lines[3] and "above the frontier's best QoS" in lines[3]

@@ -506,8 +506,33 @@ def compare(args: argparse.Namespace) -> int:
     frontier = frontier_on(env_kwargs(args), seeds) if args.backend == "simulated" else None
     write_comparison(run_dir, results, settings, sources, frontier, args.original_layout)
     print("\n".join(summary_table(results)))
+    if frontier:
+        print("\n".join(frontier_lines(results, frontier, settings["slo"])))
     print(f"results written to {run_dir}")
     return 0
+
+
+def frontier_lines(results: Mapping[str, Any], frontier: Sequence[Mapping[str, float]],
+                   slo: float) -> list[str]:
+    """Each agent's mean workers as a multiple of the static frontier's at its mean final QoS
+    (same episodes), and the frontier's workers at the SLO."""
+    from .calibration import FrontierPoint, frontier_workers_at
+
+    points = [FrontierPoint(p["final_qos"], p["mean_workers"], 0.0, 0, workers=int(p["workers"]))
+              for p in frontier]
+    at_slo = frontier_workers_at(points, slo)
+    lines = [f"static frontier (Static N, same episodes): {at_slo:.2f} mean workers at the "
+             f"SLO {slo:g}" if at_slo == at_slo else
+             f"static frontier (Static N, same episodes): no fixed count reaches the SLO {slo:g}"]
+    for name, entry in results.items():
+        records = entry["records"]
+        qos = float(np.mean([r["summary"]["final_qos_total"] for r in records]))
+        workers = float(np.mean([r["summary"]["mean_workers"] for r in records]))
+        at = frontier_workers_at(points, qos)
+        ratio = (f"{workers / at:.3f}x the frontier" if at == at and at > 0
+                 else "above the frontier's best QoS")
+        lines.append(f"  {name}: final QoS {qos:.4f} at {workers:.2f} workers = {ratio}")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
