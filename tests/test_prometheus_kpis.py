@@ -2,9 +2,9 @@
 ``prometheus``) scrapes the metrics export port of a local Ray head (free ports, token
 authentication) every second while ``python -m rl_autoscaling.tune --address <head> --name
 <experiment> --set seeds=2`` trains two SARSA smoke trials (two training seeds); then every
-panel query of the Grafana dashboard in ``cluster/grafana`` answers one series per trial,
-labelled with the experiment's name and the trial's name (as Tune names it), and the trial
-selector's query lists both trials.
+query of the trials' panels in the Grafana dashboard (``cluster/grafana``) answers one series
+per trial, labelled with the experiment's name and the trial's name (as Tune names it), and the
+trial selector's query lists both trials.
 
 The head's workers report their metrics every second (``RAY_metrics_report_interval_ms``; the
 default is 10 s, longer than a smoke trial); Ray keeps a gauge for two report intervals after
@@ -16,91 +16,23 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.parse
 from pathlib import Path
 
 import pytest
-from procs import RayHead, free_ports, get_json, pids_using
+from procs import RayHead, pids_using
+from prometheus_server import PrometheusServer
 
 from rl_autoscaling.service.kpis import KPI_NAMES, METRIC_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "cluster" / "grafana" / "rl_autoscaling_kpis.json"
-PROMETHEUS = shutil.which("prometheus")  # Debian/Ubuntu: apt-get install -y prometheus
-SCRAPE = "1s"
 #: Grafana's $__rate_interval: 4 scrape intervals at least
 RATE_INTERVAL = "4s"
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-
-
-class Prometheus:
-    """A Prometheus server on a free port scraping ``target`` every second, in ``root``."""
-
-    def __init__(self, target: str, root: Path) -> None:
-        if PROMETHEUS is None:
-            raise RuntimeError("prometheus is not installed (apt-get install -y prometheus)")
-        (port,) = free_ports(1)
-        self.url = f"http://127.0.0.1:{port}"
-        config = root / "prometheus.yml"
-        config.write_text(json.dumps({  # YAML is a superset of JSON
-            "global": {"scrape_interval": SCRAPE, "evaluation_interval": SCRAPE},
-            "scrape_configs": [{"job_name": "ray", "static_configs": [{"targets": [target]}]}],
-        }))
-        self.log = open(root / "prometheus.log", "w+")
-        self.proc = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={root / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def get(self, path: str, **params) -> dict:
-        query = urllib.parse.urlencode(params)
-        try:
-            answer = get_json(f"{self.url}/api/v1/{path}?{query}")
-        except urllib.error.HTTPError as exc:  # a bad query: Prometheus says why
-            raise AssertionError(f"{path} {params}: {exc.read().decode()}") from None
-        assert answer["status"] == "success", answer
-        return answer["data"]
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                get_json(f"{self.url}/api/v1/status/buildinfo", timeout=2)
-                return
-            except (OSError, ValueError):
-                time.sleep(0.3)
-        raise TimeoutError("prometheus did not start:\n" + self.output())
-
-    def wait_scraped(self, timeout: float = 60) -> None:
-        """Until the head's export port has been scraped successfully."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if any(t["health"] == "up" for t in self.get("targets")["activeTargets"]):
-                return
-            time.sleep(0.5)
-        raise TimeoutError(f"the Ray head's metrics were never scraped: {self.get('targets')}")
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-3000:]
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.log.close()
 
 
 @pytest.fixture
@@ -109,7 +41,8 @@ def scraped_head(tmp_path):
                                     "RAY_metrics_report_interval_ms": "1000"})
     prometheus = None
     try:
-        prometheus = Prometheus(f"127.0.0.1:{head.metrics_port}", tmp_path)
+        prometheus = PrometheusServer([f"127.0.0.1:{head.metrics_port}"],
+                                      tmp_path / "prometheus").start()
         head.wait_ready()
         prometheus.wait_ready()
         prometheus.wait_scraped()
@@ -122,8 +55,9 @@ def scraped_head(tmp_path):
 
 
 def panel_queries(experiment: str) -> list[tuple[str, str]]:
-    """(title, PromQL) of every dashboard panel, with its variables set as Grafana would for
-    this experiment, all trials and all algorithms."""
+    """(title, PromQL) of every dashboard panel of the trials (those that select ``$experiment``;
+    the controller row's panels are about ``python -m rl_autoscaling.serve``), with its
+    variables set as Grafana would for this experiment, all trials and all algorithms."""
     dashboard = json.loads(DASHBOARD.read_text())
     assert re.escape(experiment) == experiment  # Grafana would escape it
     values = {"$experiment": experiment, "$trial": ".*", "$algo": ".*",
@@ -132,6 +66,8 @@ def panel_queries(experiment: str) -> list[tuple[str, str]]:
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
             expr = target["expr"]
+            if "$experiment" not in expr:
+                continue
             for name, value in values.items():
                 expr = expr.replace(name, value)
             assert "$" not in expr, expr
@@ -167,8 +103,7 @@ def test_every_dashboard_panel_has_one_series_per_trial_of_the_experiment(scrape
         "ray_rl_autoscaling_episodes_total"} <= {
         m for _, expr in queries for m in re.findall(r"ray_rl_autoscaling_\w+", expr)}
     for title, expr in queries:
-        series = prometheus.get("query_range", query=expr, start=start, end=end,
-                                step=1)["result"]
+        series = prometheus.query_range(expr, start, end)
         labels = [s["metric"] for s in series]
         detail = (title, expr, labels)
         assert len(labels) == 2, detail

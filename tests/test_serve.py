@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_server import PrometheusServer
 from redis_server import RedisServer, free_port
 
 from rl_autoscaling.algorithms.sarsa.policy import SarsaPolicy
@@ -141,20 +142,18 @@ def busy_worker_pid(r, prefix: str) -> tuple[str, int] | None:
 
 @pytest.mark.slow
 @needs_redis
-@pytest.mark.skipif(shutil.which("prometheus") is None and not Path("/usr/bin/prometheus").exists(),
-                    reason="prometheus is not installed")
 def test_serve_runs_a_model_continuously_on_the_local_farm(redis_srv, tmp_path):
-    from prometheus_server import PrometheusServer
-
     model = qtable_model(tmp_path / "sarsa_best.pkl", floor=FLOOR)
     metrics_port, prefix = free_port(), "serve-test:"
+    # (fails here, before the farm starts, when prometheus is not installed)
+    prometheus = PrometheusServer([f"127.0.0.1:{metrics_port}"], tmp_path / "prometheus")
     summary = tmp_path / "summary.json"
     r = redis_srv.client()
     serve = Serve("--model", str(model), "--metrics-port", str(metrics_port),
                   "--summary", str(summary),
                   *local_args(redis_srv.url, tmp_path, prefix, WORKLOAD, workers=8))
     try:
-        with PrometheusServer([f"127.0.0.1:{metrics_port}"]) as prom:
+        with prometheus:
             first = serve.wait_for(lambda e: e["event"] == "start", 60)
             # A half-written file is never seen (atomic rename); a bad one is refused once.
             serve.wait_for(lambda e: e.get("step") == 8, 30)
@@ -188,10 +187,10 @@ def test_serve_runs_a_model_continuously_on_the_local_farm(redis_srv, tmp_path):
             serve.proc.send_signal(signal.SIGTERM)
             stop = serve.wait_for(lambda e: e["event"] == "stop", 10)
             assert serve.finish(timeout=30) == 0
-            scraped_reloads = prom.query(
+            scraped_reloads = prometheus.query(
                 "max_over_time(rl_autoscaler_model_reloads_total[10m])")
-            served = prom.query("count(count_over_time(rl_autoscaler_model_info[10m]))")
-            decisions = prom.query("sum(max_over_time(rl_autoscaler_decisions_total[10m]))")
+            served = prometheus.query("count(count_over_time(rl_autoscaler_model_info[10m]))")
+            decisions = prometheus.query("sum(max_over_time(rl_autoscaler_decisions_total[10m]))")
     finally:
         serve.kill()
     stderr = serve.proc.stderr.read()
