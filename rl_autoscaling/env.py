@@ -34,7 +34,7 @@ from .common.rollout import STREAM_RLLIB_EVALUATION, STREAM_TRAINING, training_s
 from .config import ConfigError, FarmConfig, load_config, resolve_config
 from .farm import make_backend
 from .farm.base import Completions, FarmBackend, FarmSnapshot
-from .farm.workload import expected_task_count, phase_order
+from .farm.workload import expected_task_count, peak_rate, phase_order
 from .observation import OBS_NAMES, Obs
 from .observation import bounds as obs_bounds
 from .reward import episode_end_reward, slo_cost_reward, slo_excess, step_reward
@@ -150,7 +150,8 @@ class OpenFaaSAutoscalingEnv(gym.Env):
         cfg = self.farm_config
         n_phases = 1 if cfg.trace else len(cfg.phase_definitions)
         expected = expected_task_count(cfg)
-        low, high = obs_bounds(n_phases, expected, self.min_workers, self.max_workers)
+        low, high = obs_bounds(n_phases, expected, self.min_workers, self.max_workers,
+                               peak_rate=peak_rate(cfg))
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
         self.action_space = gym.spaces.Discrete(len(deltas))
 

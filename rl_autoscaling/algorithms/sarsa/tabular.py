@@ -7,7 +7,9 @@ the tests all run this one implementation.
 
 - :class:`Discretiser`: per observation dimension, explicit strictly increasing edges; the
   bin index is the number of edges <= value, so values below the first / above the last edge
-  fall into the first / last bin. ``Discretiser.from_bins`` gives the documented default edges for
+  fall into the first / last bin. Edges past the 9 observation values bin values derived from
+  the observation (:data:`DERIVED`): the 10th the load, arrival rate / (workers x
+  :data:`SERVICE_RATE`), the share of the farm's capacity the arrivals need. ``Discretiser.from_bins`` gives the documented default edges for
   the default bins ``(4, 7, 1, 1, 8, 8, 1, 5, 6)`` and equal-width bins between the
   observation-space bounds for any other bins.
 - :class:`SarsaLambdaLearner`: the Q-table (``dict`` state -> list of 3 floats, zeros when
@@ -66,6 +68,20 @@ TWIN_EDGES_RATE: tuple[tuple[float, ...], ...] = (
     tuple(float(r) for r in range(1, 12)), (),
 )
 
+#: Tasks per second one worker serves (1 / the mean processing time, 1.47 s: docs/farm.md).
+SERVICE_RATE = 0.68
+#: Values derived from an observation, binned by the edges after the 9 observation values.
+DERIVED: tuple[str, ...] = ("load",)
+#: Load edges of :data:`TWIN_EDGES_LOAD`: 0.1-wide around the 0.6-0.9 a worker count that meets
+#: the SLO runs at, coarser below and above.
+LOAD_EDGES: tuple[float, ...] = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2)
+#: Load-aware edges: worker queue 0 / 1-5 / 6-15 / >15 and the load (:data:`LOAD_EDGES`),
+#: nothing else (36 states): the state says whether the farm is short of or above the capacity
+#: its arrivals need, at any arrival rate, so one table follows a load that varies.
+TWIN_EDGES_LOAD: tuple[tuple[float, ...], ...] = (
+    (), (0.5, 5.5, 15.5), (), (), (), (), (), (), (), LOAD_EDGES,
+)
+
 MODEL_FORMAT = "rl_autoscaling.sarsa"
 MODEL_VERSION = 1
 
@@ -82,6 +98,9 @@ class Discretiser:
     """
 
     def __init__(self, edges: Sequence[Sequence[float]]) -> None:
+        if len(edges) > OBS_SIZE + len(DERIVED):
+            raise ValueError(f"a discretiser has at most {OBS_SIZE + len(DERIVED)} dimensions "
+                             f"({OBS_SIZE} observed, then {', '.join(DERIVED)}), got {len(edges)}")
         cleaned: list[tuple[float, ...]] = []
         for d, dim_edges in enumerate(edges):
             e = tuple(float(x) for x in dim_edges)
@@ -99,6 +118,11 @@ class Discretiser:
     def bins(self) -> tuple[int, ...]:
         """Number of bins per dimension (edges + 1)."""
         return tuple(len(e) + 1 for e in self.edges)
+
+    @property
+    def observed(self) -> int:
+        """Number of observation values binned (the dimensions before the derived ones)."""
+        return min(len(self.edges), OBS_SIZE)
 
     @property
     def num_states(self) -> int:
@@ -128,7 +152,10 @@ class Discretiser:
                                      DEFAULT_HIGH if high is None else high))
 
     def __call__(self, obs: Sequence[float]) -> State:
-        return tuple(bisect_right(e, float(v)) for e, v in zip(self.edges, obs))
+        state = tuple(bisect_right(e, float(v)) for e, v in zip(self.edges, obs))
+        if len(self.edges) > OBS_SIZE:
+            state += (bisect_right(self.edges[OBS_SIZE], load_of(obs)),)
+        return state
 
     def to_dict(self) -> dict[str, Any]:
         """``{"bins": [...], "edges": [[...], ...]}`` (plain lists, for model files)."""
@@ -153,6 +180,12 @@ class Discretiser:
 
     def __repr__(self) -> str:
         return f"Discretiser(bins={list(self.bins)})"
+
+
+def load_of(obs: Sequence[float]) -> float:
+    """Arrival rate / (workers x :data:`SERVICE_RATE`): the share of the observed workers'
+    capacity the arrivals need (> 1: the queue grows)."""
+    return float(obs[Obs.ARRIVAL_RATE]) / (max(1.0, float(obs[Obs.WORKERS])) * SERVICE_RATE)
 
 
 def equal_width_edges(bins: Sequence[int], low: Sequence[float],
@@ -515,8 +548,9 @@ def load_model(path: str | Path, seed: int | None = None) -> SarsaLambdaLearner:
 
 
 __all__ = [
-    "ACTION_SIZE", "DEFAULT_BINS", "DEFAULT_EDGES", "Discretiser", "EpisodeResult",
-    "MODEL_FORMAT", "OBS_SIZE", "SarsaHyperparams", "SarsaLambdaLearner", "TWIN_EDGES",
-    "TWIN_EDGES_RATE", "equal_width_edges",
+    "ACTION_SIZE", "DEFAULT_BINS", "DEFAULT_EDGES", "DERIVED", "Discretiser", "EpisodeResult",
+    "LOAD_EDGES", "MODEL_FORMAT", "OBS_SIZE", "SERVICE_RATE", "SarsaHyperparams",
+    "SarsaLambdaLearner", "TWIN_EDGES", "TWIN_EDGES_LOAD", "TWIN_EDGES_RATE", "equal_width_edges",
+    "load_of",
     "load_model", "validate_model",
 ]
