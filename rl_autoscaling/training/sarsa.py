@@ -35,7 +35,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..algorithms.sarsa.tabular import DEFAULT_BINS, TWIN_EDGES_LOAD, SarsaHyperparams, SarsaLambdaLearner
+from ..algorithms.sarsa.tabular import DEFAULT_BINS, TWIN_EDGES, SarsaHyperparams, SarsaLambdaLearner
 from .cli import (
     add_checkpoint_args,
     add_training_args,
@@ -142,7 +142,7 @@ def _resolve_start(args: argparse.Namespace, log: logging.Logger | None = None
             raise ValueError("--resume-reset-hyperparams/--resume-reset-epsilon need "
                              "--resume-model")
         if args.bins is None:  # the twin-tuned edges (issue 12)
-            return cli_hp, [list(e) for e in TWIN_EDGES_LOAD], tuple(len(e) + 1 for e in TWIN_EDGES_LOAD), None
+            return cli_hp, [list(e) for e in TWIN_EDGES], tuple(len(e) + 1 for e in TWIN_EDGES), None
         return cli_hp, None, bins, None
     resumed = SarsaLambdaLearner.load(args.resume_model)
     hp = cli_hp if args.resume_reset_hyperparams else resumed.hp

@@ -9,7 +9,8 @@ the tests all run this one implementation.
   bin index is the number of edges <= value, so values below the first / above the last edge
   fall into the first / last bin. Edges past the 9 observation values bin values derived from
   the observation (:data:`DERIVED`): the 10th the load, arrival rate / (workers x
-  :data:`SERVICE_RATE`), the share of the farm's capacity the arrivals need. ``Discretiser.from_bins`` gives the documented default edges for
+  :data:`SERVICE_RATE`), the share of the farm's capacity the arrivals need.
+  ``Discretiser.from_bins`` gives the documented default edges for
   the default bins ``(4, 7, 1, 1, 8, 8, 1, 5, 6)`` and equal-width bins between the
   observation-space bounds for any other bins.
 - :class:`SarsaLambdaLearner`: the Q-table (``dict`` state -> list of 3 floats, zeros when
