@@ -466,5 +466,29 @@ def test_load_aware_edges_bin_the_load_relative_to_capacity():
     obs[4], obs[7] = 0, 3.0  # no worker counted yet: the load of one worker, 4.4
     assert d(obs)[9] == len(LOAD_EDGES)
     assert Discretiser.from_dict(d.to_dict()) == d  # model files keep the load edges
-    with pytest.raises(ValueError, match="at most 10"):
-        Discretiser([()] * 11)
+    with pytest.raises(ValueError, match="at most 11"):
+        Discretiser([()] * 12)
+
+
+def test_trend_edges_compare_the_recent_arrival_rate_with_the_one_before():
+    """The 11th dimension: mean rate of the last 3 observations minus that of the 3 before, in
+    units of the workers' capacity; the reset observation (rate 0) is skipped and ``reset``
+    starts a new episode."""
+    from rl_autoscaling.algorithms.sarsa.tabular import TREND_STEPS
+
+    d = Discretiser([()] * 9 + [(), (-0.05, 0.05)])  # falling / flat / rising
+    obs = np.zeros(9, dtype=np.float32)
+    obs[Obs.WORKERS] = 10  # capacity 6.8 tasks/s
+
+    def trend_bin(rate):
+        obs[Obs.ARRIVAL_RATE] = rate
+        return d(obs)[10]
+
+    d.reset()
+    assert trend_bin(0.0) == 1  # the reset observation: flat
+    rising = [trend_bin(r) for r in (2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0)]
+    assert rising[:6] == [1] * 6 and rising[-1] == 2  # (3 - 2) / 6.8 = 0.15 > 0.05
+    assert TREND_STEPS == 3
+    assert [trend_bin(r) for r in (1.0, 1.0, 1.0)][-1] == 0  # (1 - 3) / 6.8 < -0.05
+    d.reset()
+    assert [trend_bin(r) for r in (0.0, 5.0)] == [1, 1]  # one rate after reset: flat
