@@ -454,10 +454,10 @@ def test_load_aware_edges_bin_the_load_relative_to_capacity():
     from rl_autoscaling.algorithms.sarsa.tabular import LOAD_EDGES, TWIN_EDGES_LOAD
 
     d = Discretiser(TWIN_EDGES_LOAD)
-    assert d.bins == (1, 4, 1, 1, 1, 1, 1, 1, 1, len(LOAD_EDGES) + 1) and d.observed == 9
+    assert d.bins == (4, 4, 1, 1, 1, 1, 1, 1, 1, len(LOAD_EDGES) + 1) and d.observed == 9
     obs = np.array([2, 7, 3, 500, 10, 1.4, 2.5, 6.8, 0.97], dtype=np.float32)
     state = d(obs)
-    assert len(state) == 10 and state[1] == 2  # 6-15 queued
+    assert len(state) == 10 and state[:2] == (2, 2)  # 2 phases left, 6-15 queued
     assert state[9] == LOAD_EDGES.index(1.0) + 1  # load 1.0: the bin from the 1.0 edge
     obs[4] = 20
     assert d(obs)[9] == LOAD_EDGES.index(0.5) + 1  # 0.5
