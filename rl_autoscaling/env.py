@@ -37,7 +37,13 @@ from .common.settings import setting
 from .config import REWARD_PROFILES, ConfigError, FarmConfig, load_config, resolve_config
 from .farm import BACKENDS, make_backend
 from .farm.base import Completions, FarmBackend, FarmSnapshot
-from .farm.workload import expected_task_count, phase_count, phase_order, workload_seconds
+from .farm.workload import (
+    expected_task_count,
+    peak_rate,
+    phase_count,
+    phase_order,
+    workload_seconds,
+)
 from .observation import OBS_NAMES, Obs
 from .observation import bounds as obs_bounds
 from .reward import episode_end_reward, slo_cost_reward, slo_excess, step_reward
@@ -206,7 +212,8 @@ class OpenFaaSAutoscalingEnv(gym.Env):
         cfg = self.farm_config
         n_phases = phase_count(cfg)
         expected = expected_task_count(cfg)
-        low, high = obs_bounds(n_phases, expected, self.min_workers, self.max_workers)
+        low, high = obs_bounds(n_phases, expected, self.min_workers, self.max_workers,
+                               peak_rate=peak_rate(cfg))
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
         self.action_space = gym.spaces.Discrete(len(deltas))
 
@@ -341,21 +348,27 @@ class OpenFaaSAutoscalingEnv(gym.Env):
             self._count(snap.completed)
             self._snapshot = snap
             self._final_qos = self.final_qos()
-        reward = self._reward(obs, result.applied, terminated, truncated, pending, expected)
+        reward = self._reward(obs, result.applied, terminated, truncated, pending)
         self._total_reward += reward
         info = self._info(snap, requested, result.applied, result.scaling_time, step_time)
         return obs, float(reward), bool(terminated), bool(truncated), info
 
     def _reward(self, obs: np.ndarray, applied: int, terminated: bool, truncated: bool,
-                pending: int, expected: int) -> float:
+                pending: int) -> float:
         """The step's reward under ``reward.profile`` (reward.py): ``seed`` from the observation
-        and the tasks ``pending`` at the step's end; ``slo_cost`` from the deadline misses and
-        collections counted so far (after the end-of-episode drain)."""
+        and the tasks ``pending`` at the step's end; ``slo_cost`` from the deadline misses so far
+        (collected late or overdue, ``FarmSnapshot.overdue``) and the collections (after the
+        end-of-episode drain)."""
         rcfg = self.farm_config.reward
         if rcfg.profile == "slo_cost":
             done = terminated or truncated
+            snap = self._snapshot
+            # Misses so far: collected late, plus overdue while still queued or processing;
+            # at the end every task enqueued and never collected is a miss.
+            open_misses = (max(0, snap.enqueued_total - self._collected) if done
+                           else snap.overdue)
             excess = slo_excess(self._violations, self._collected, rcfg.slo_cost.qos_target,
-                                max(0, expected - self._collected) if done else 0)
+                                open_misses)
             reward = slo_cost_reward(float(obs[Obs.WORKERS]), self.step_duration,
                                      self._slo_excess, excess, done, rcfg)
             self._slo_excess = excess

@@ -1,10 +1,12 @@
 """The observation layout: one owner for the index, name and bounds of each of the 9 values.
 
 ``Obs.WORKERS`` is the index of the worker count in an observation vector (``obs[Obs.WORKERS]``),
-``Obs.WORKERS.name.lower()`` its name in records and logs. The bounds are those of the
-default farm (see ``docs/env.md``); :func:`bounds` gives the ones of any farm: the phase
-index runs to the number of phases - 1, the output queue to the episode's task count and
-the worker count between the env's minimum and maximum.
+``Obs.WORKERS.name.lower()`` its name in records and logs. :func:`bounds` gives the bounds of
+any farm (see ``docs/env.md``): the phase index runs to the number of phases - 1, the output
+queue to the episode's task count, the worker count between the env's minimum and maximum,
+and, given the workload's peak arrival rate, the arrival rate to :data:`RATE_HEADROOM` x that
+peak and the worker queue to :data:`QUEUE_SECONDS` of arrivals at that rate (without it: the
+seed's fixed 12 tasks/s and 800 tasks, :data:`DEFAULT_HIGH`).
 """
 
 from __future__ import annotations
@@ -40,12 +42,24 @@ _FIXED_HIGH = {Obs.WORKER_QUEUE: 800.0, Obs.RESULT_QUEUE: 10.0, Obs.AVG_TIME: 15
                Obs.MAX_TIME: 160.0, Obs.ARRIVAL_RATE: 12.0, Obs.QOS_RATE: 1.0}
 
 
-def bounds(n_phases: int, expected_tasks: int, min_workers: int,
-           max_workers: int) -> tuple[np.ndarray, np.ndarray]:
+#: The arrival-rate bound over the workload's peak rate: the rate observed over one step is a
+#: Poisson count, ~1.1 x the peak at 8.5 tasks/s and 8 s two standard deviations out.
+RATE_HEADROOM = 1.5
+#: The worker-queue bound in seconds of arrivals at the arrival-rate bound.
+QUEUE_SECONDS = 60.0
+
+
+def bounds(n_phases: int, expected_tasks: int, min_workers: int, max_workers: int,
+           peak_rate: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) float32 bounds of the observation for a farm of ``n_phases`` phases and
-    ``expected_tasks`` tasks per episode, with ``min_workers..max_workers`` workers."""
+    ``expected_tasks`` tasks per episode, with ``min_workers..max_workers`` workers and a
+    workload whose nominal arrival rate peaks at ``peak_rate`` tasks/s (None: the seed's fixed
+    rate and queue bounds)."""
     low = np.zeros(OBS_SIZE, dtype=np.float32)
     high = np.array([_FIXED_HIGH.get(o, 0.0) for o in Obs], dtype=np.float32)
+    if peak_rate is not None and peak_rate > 0:
+        high[Obs.ARRIVAL_RATE] = RATE_HEADROOM * peak_rate
+        high[Obs.WORKER_QUEUE] = QUEUE_SECONDS * RATE_HEADROOM * peak_rate
     low[Obs.WORKERS] = min_workers
     high[Obs.INPUT_QUEUE] = max(1, n_phases - 1)
     high[Obs.OUTPUT_QUEUE] = max(1, expected_tasks)
@@ -53,7 +67,9 @@ def bounds(n_phases: int, expected_tasks: int, min_workers: int,
     return low, high
 
 
-#: The bounds of the default farm (4 phases, 1140 tasks, 1..32 workers).
+#: The seed's fixed bounds for the default farm (4 phases, 1140 tasks, 1..32 workers; the
+#: arrival rate to 12 tasks/s): the equal-width edges of ``--bins`` and old model files.
 DEFAULT_LOW, DEFAULT_HIGH = (tuple(float(x) for x in a) for a in bounds(4, 1140, 1, 32))
 
-__all__ = ["DEFAULT_HIGH", "DEFAULT_LOW", "OBS_NAMES", "OBS_SIZE", "Obs", "bounds"]
+__all__ = ["DEFAULT_HIGH", "DEFAULT_LOW", "OBS_NAMES", "OBS_SIZE", "Obs", "QUEUE_SECONDS",
+           "RATE_HEADROOM", "bounds"]

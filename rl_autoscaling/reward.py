@@ -5,21 +5,31 @@ computed on the observation that follows the action (:func:`step_reward`,
 :func:`episode_end_reward`), unchanged from the original toolkit.
 
 ``slo_cost`` (the trainers' default): "meet the SLO with the fewest workers". With SLO target
-``s`` (``reward.slo_cost.qos_target``), V_t / C_t the deadline misses / tasks collected up to
-step t, U the tasks still unfinished at the episode's end (counted as misses) and
-``excess_t = max(0, V_t - (1 - s) C_t)`` (``excess_T = max(0, V + U - (1 - s)(C + U))`` at
-the end, after stragglers are collected), step t earns
+``s`` (``reward.slo_cost.qos_target``), after step t: V_t the tasks collected late, C_t the
+tasks collected, O_t the tasks not collected whose deadline has already passed (waiting,
+processing or uncollected: ``FarmSnapshot.overdue``; each is a miss whatever happens next) and
+
+    excess_t = max(0, V_t + O_t - (1 - s) (C_t + O_t))
+
+(misses beyond the SLO's budget among the tasks decided so far). At the episode's end, after
+the straggler drain, O_T is every task enqueued and never collected (U; tasks the emitter
+never generated, e.g. an episode truncated before its workload ended, do not count). Step t earns
 
     r_t = - worker_cost * W_t * step_duration
           - violation_cost * (excess_t - excess_{t-1})
           - miss_penalty * [episode ends at t and excess_T > 0]
 
 so an episode's return telescopes to
-``-(worker_cost * worker_seconds + violation_cost * excess_T + miss_penalty * [SLO missed])``:
-every episode meeting the SLO (excess_T = 0) is ranked by worker-seconds alone, and any
-episode missing it ranks below all of them as long as ``miss_penalty`` exceeds the largest
-possible worker cost (``worker_cost * max_workers * max_steps * step_duration``). The
-per-step excess term spreads the penalty over the steps where the misses happen.
+``-(worker_cost * worker_seconds + violation_cost * excess_T + miss_penalty * [SLO missed])``
+with ``excess_T = max(0, V + U - (1 - s)(C + U))``: every episode meeting the SLO (excess_T =
+0) is ranked by worker-seconds alone, and any episode missing it ranks below all of them as long
+as ``miss_penalty`` exceeds the largest possible worker cost (``worker_cost * max_workers *
+max_steps * step_duration``). A miss is priced at the step its deadline passes, not when the
+late task is finally collected or the episode ends, so a stalled farm pays at every step of the
+stall (no end-of-episode cliff that discounting or a reward clip could hide). The largest step
+reward in magnitude is about ``miss_penalty + violation_cost * (tasks arriving in one step) +
+worker_cost * max_workers * step_duration`` (50 + 0.5 x 10 tasks/s x 8 s + 1.3 = 91 at twice the
+default farm's base rate), inside DQN's +-100 reward clip (see docs/algorithms.md#dqn).
 """
 
 from __future__ import annotations

@@ -29,6 +29,21 @@ def _env():
 
 # ---------------------------------------------------------------- Ray-free parts
 
+def test_training_scale_covers_the_workloads_peak_rate():
+    """DQN's observation scale follows the farm config: a day peaking at 2 x 300 tasks/min
+    (10 tasks/s) scales the rate by 1 / 15 tasks/s, not the default farm's 1 / 12.75."""
+    from rl_autoscaling.algorithms.dqn.training_env import DqnTrainingEnv
+    from rl_autoscaling.observation import Obs
+
+    day = {"phase_definitions": [
+        {"name": "up", "phase_duration": 60, "pattern": "ramp", "ramp_from": 0.3, "ramp_to": 2.0},
+        {"name": "peak", "phase_duration": 60, "multiplier": 2.0}]}
+    obs = np.zeros(9, dtype=np.float32)
+    obs[Obs.ARRIVAL_RATE] = 10.0
+    for config, scaled in ((day, 10 / 15), (None, 10 / 12.75)):
+        wrapped = DqnTrainingEnv(OpenFaaSAutoscalingEnv(config=config))
+        assert wrapped.scaler(obs)[Obs.ARRIVAL_RATE] == pytest.approx(scaled)
+
 def test_scaler_maps_env_bounds_to_unit_interval_and_clips():
     space = _env().observation_space
     scaler = ObservationScaler.from_space(space)

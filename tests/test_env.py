@@ -8,6 +8,7 @@ from gymnasium.utils.env_checker import check_env
 import rl_autoscaling  # noqa: F401  (registers the Gymnasium id)
 from rl_autoscaling.config import ConfigError, load_config
 from rl_autoscaling.env import GYM_ENV_ID, OpenFaaSAutoscalingEnv
+from rl_autoscaling.observation import Obs
 from rl_autoscaling.reward import episode_end_reward, step_reward
 
 INFO_KEYS = {
@@ -42,8 +43,26 @@ def test_spaces_match_spec():
     env = OpenFaaSAutoscalingEnv()
     assert env.action_space == gym.spaces.Discrete(3)
     np.testing.assert_array_equal(env.observation_space.low, [0, 0, 0, 0, 1, 0, 0, 0, 0])
-    np.testing.assert_array_equal(env.observation_space.high,
-                                  [3, 800, 10, 1140, 32, 150, 160, 12, 1])
+    # the default workload peaks at 1.7 x 300 / 60 = 8.5 tasks/s: the rate to 1.5 x 8.5, the
+    # worker queue to 60 s of that
+    np.testing.assert_allclose(env.observation_space.high,
+                               [3, 765, 10, 1140, 32, 150, 160, 12.75, 1])
+
+
+def test_rate_and_queue_bounds_follow_the_workload(tmp_path):
+    """The scale DQN's inputs get (observation bounds) covers the workload it is given."""
+    day = {"base_rate": 600, "phase_definitions": [
+        {"name": "up", "phase_duration": 60, "pattern": "ramp", "ramp_from": 0.3, "ramp_to": 2.5},
+        {"name": "burst", "phase_duration": 60, "pattern": "spike", "multiplier": 0.5,
+         "spike_multiplier": 3.0, "spike_start": 10, "spike_duration": 10}]}
+    env = OpenFaaSAutoscalingEnv(config=day)
+    high = env.observation_space.high
+    assert high[Obs.ARRIVAL_RATE] == pytest.approx(1.5 * 3.0 * 600 / 60)  # the spike's 30/s
+    assert high[Obs.WORKER_QUEUE] == pytest.approx(60 * 1.5 * 30)
+    trace = tmp_path / "burst.csv"
+    trace.write_text("".join(f"{i * 0.05:.2f},1.0\n" for i in range(200)))  # 20 tasks/s, 10 s
+    assert OpenFaaSAutoscalingEnv(config={"trace": str(trace)}).observation_space.high[
+        Obs.ARRIVAL_RATE] == pytest.approx(1.5 * 20)
     assert (env.max_steps, env.step_duration, env.observation_window, env.initial_workers) == (
         50, 10.0, 10.0, 1)
 

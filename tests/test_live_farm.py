@@ -156,3 +156,28 @@ def test_unreachable_redis_at_reset_names_the_url():
             env.reset(seed=1)
     finally:
         env.close()
+
+
+def test_snapshot_counts_queued_tasks_past_their_deadline(redis_srv):
+    """The live farm reads each queued task's ``task_gen_timestamp + task_deadline``: tasks
+    still in worker_queue, result_queue or the collector's batch after it are overdue."""
+    from rl_autoscaling.farm.functions.protocol import dumps, new_task
+    from rl_autoscaling.farm.live import LiveFarm
+
+    farm = LiveFarm(load_config(None, WORKLOAD), redis_url=redis_srv.url, time_scale=1.0)
+    try:
+        farm.program_start_time, farm._started = time.time() - 10.0, True  # farm time ~10 s
+
+        def task(gen, deadline):
+            return dumps(new_task(index=0, now=gen, processing=1.0, deadline=deadline,
+                                  image_size=512, phase="p", time_scale=1.0,
+                                  program_start_time=farm.program_start_time))
+        r = redis_srv.client()
+        keys = farm.keys
+        r.rpush(keys.worker, task(2.0, 3.0), task(8.0, 1.0), task(9.5, 3.0), task(9.0, 30.0))
+        r.rpush(keys.result, task(1.0, 2.0), task(9.0, 2.0))
+        r.rpush(keys.collecting, task(0.0, 5.0))
+        snap = farm.snapshot()
+        assert (snap.worker_queue, snap.result_queue, snap.overdue) == (4, 2, 4)
+    finally:
+        farm.close()

@@ -9,6 +9,7 @@ import pytest
 
 from rl_autoscaling.config import ConfigError, RewardConfig, load_config
 from rl_autoscaling.env import OpenFaaSAutoscalingEnv
+from rl_autoscaling.observation import Obs
 from rl_autoscaling.reward import slo_cost_reward, slo_excess, step_reward
 
 STEP_S = 8.0
@@ -119,10 +120,49 @@ def test_env_slo_cost_return_matches_the_formula():
             total += r
             workers += obs[4]
             done = term or trunc
-        unfinished = info["unfinished_tasks"]
         collected = info["processed_tasks"]
+        unfinished = info["enqueued_total"] - collected  # enqueued, never collected
         excess = slo_excess(info["qos_violations"], collected, s.qos_target, unfinished)
         expected = -(s.worker_cost * workers * 8 + s.violation_cost * excess
                      + (s.miss_penalty if excess > 0 else 0.0))
         assert total == pytest.approx(expected, rel=1e-6)
+    env.close()
+
+
+def test_a_task_whose_deadline_passes_while_queued_is_a_miss_at_that_step(tmp_path):
+    """One worker, six tasks of 2.5 s (deadline 5 s) at t = 0. After the first 8-s step the
+    worker has served tasks 0-2 (1 and 2 late), task 3 is in the worker and 4-5 wait; all
+    three are past their deadline: the step already pays for them. The second step collects
+    3-5 (late, as priced) and pays for no new miss."""
+    trace = tmp_path / "six.csv"
+    trace.write_text("arrival_s,processing_s\n" + "0,2.5\n" * 6 + "100,2.5\n")
+    env = OpenFaaSAutoscalingEnv(max_steps=5, step_duration=8, observation_window=8,
+                                 initial_workers=1, min_workers=1,
+                                 config={"trace": str(trace), "reward.profile": "slo_cost"})
+    s = env.farm_config.reward.slo_cost
+    env.reset(seed=3)
+    obs, r1, *_, info = env.step(1)
+    assert (obs[Obs.OUTPUT_QUEUE], info["qos_violations"], obs[Obs.WORKER_QUEUE]) == (3, 2, 2)
+    excess = 2 + 3 - (1 - s.qos_target) * (3 + 3)  # V + O - (1 - s)(C + O)
+    assert r1 == pytest.approx(-s.worker_cost * 8 - s.violation_cost * excess)
+    obs, r2, *_, info = env.step(1)
+    assert (obs[Obs.OUTPUT_QUEUE], info["qos_violations"]) == (6, 5)
+    assert r2 == pytest.approx(-s.worker_cost * 8)  # the same misses, now collected
+    env.close()
+
+
+def test_a_stalled_farm_pays_as_it_stalls_within_the_dqn_clip():
+    """Two workers under the default workload stall the farm: the misses are priced over the
+    episode (no end-of-episode cliff) and no step's reward leaves DQN's +-100 clip."""
+    env = OpenFaaSAutoscalingEnv(max_steps=30, step_duration=8, observation_window=8,
+                                 initial_workers=2, config={"reward.profile": "slo_cost"})
+    env.reset(seed=10_002)
+    rewards, done = [], False
+    while not done:
+        _, r, term, trunc, info = env.step(1)
+        rewards.append(r)
+        done = term or trunc
+    assert info["episode_final_qos"] < 0.5
+    assert min(rewards) > -100.0
+    assert rewards[-1] > 0.2 * sum(rewards)  # most of the price is paid before the end
     env.close()

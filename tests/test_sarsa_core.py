@@ -87,7 +87,7 @@ def test_env_bounds_give_the_readme_bins():
     bins = (4, 30, 4, 40, 16, 18, 18, 15, 20)
     d = Discretiser.from_bins(bins, env.observation_space.low, env.observation_space.high)
     assert d.bins == bins
-    assert d.edges[1][0] == pytest.approx(800 / 30)
+    assert d.edges[1][0] == pytest.approx(env.observation_space.high[1] / 30)
 
 
 @pytest.mark.parametrize("bins,match", [
@@ -448,3 +448,49 @@ def test_bad_exploring_starts_are_refused(kw, match):
 def test_reset_option_initial_workers_is_checked(value):
     with pytest.raises(ValueError, match="initial_workers"):
         _twin().reset(seed=1, options={"initial_workers": value})
+
+
+def test_load_aware_edges_bin_the_load_relative_to_capacity():
+    """The 10th dimension bins arrival rate / (workers x 0.68 tasks/s): 6.8 tasks/s need 10
+    workers, so 10 workers run at load 1.0, 20 at 0.5, 40 at 0.25; the queue bins as before."""
+    from rl_autoscaling.algorithms.sarsa.tabular import LOAD_EDGES, TWIN_EDGES_LOAD
+
+    d = Discretiser(TWIN_EDGES_LOAD)
+    assert d.bins == (4, 4, 1, 1, 1, 1, 1, 1, 1, len(LOAD_EDGES) + 1) and d.observed == 9
+    obs = np.array([2, 7, 3, 500, 10, 1.4, 2.5, 6.8, 0.97], dtype=np.float32)
+    state = d(obs)
+    assert len(state) == 10 and state[:2] == (2, 2)  # 2 phases left, 6-15 queued
+    assert state[9] == LOAD_EDGES.index(1.0) + 1  # load 1.0: the bin from the 1.0 edge
+    obs[4] = 20
+    assert d(obs)[9] == LOAD_EDGES.index(0.5) + 1  # 0.5
+    obs[4], obs[7] = 40, 6.8
+    assert d(obs)[9] == 0  # 0.25 < 0.3: the lowest bin
+    obs[4], obs[7] = 0, 3.0  # no worker counted yet: the load of one worker, 4.4
+    assert d(obs)[9] == len(LOAD_EDGES)
+    assert Discretiser.from_dict(d.to_dict()) == d  # model files keep the load edges
+    with pytest.raises(ValueError, match="at most 11"):
+        Discretiser([()] * 12)
+
+
+def test_trend_edges_compare_the_recent_arrival_rate_with_the_one_before():
+    """The 11th dimension: mean rate of the last 3 observations minus that of the 3 before, in
+    units of the workers' capacity; the reset observation (rate 0) is skipped and ``reset``
+    starts a new episode."""
+    from rl_autoscaling.algorithms.sarsa.tabular import TREND_STEPS
+
+    d = Discretiser([()] * 9 + [(), (-0.05, 0.05)])  # falling / flat / rising
+    obs = np.zeros(9, dtype=np.float32)
+    obs[Obs.WORKERS] = 10  # capacity 6.8 tasks/s
+
+    def trend_bin(rate):
+        obs[Obs.ARRIVAL_RATE] = rate
+        return d(obs)[10]
+
+    d.reset()
+    assert trend_bin(0.0) == 1  # the reset observation: flat
+    rising = [trend_bin(r) for r in (2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0)]
+    assert rising[:6] == [1] * 6 and rising[-1] == 2  # (3 - 2) / 6.8 = 0.15 > 0.05
+    assert TREND_STEPS == 3
+    assert [trend_bin(r) for r in (1.0, 1.0, 1.0)][-1] == 0  # (1 - 3) / 6.8 < -0.05
+    d.reset()
+    assert [trend_bin(r) for r in (0.0, 5.0)] == [1, 1]  # one rate after reset: flat

@@ -50,6 +50,9 @@ class FarmSnapshot:
     workers: int  # worker count as observed (rises at scale-up, drops after removal)
     enqueued_total: int  # the emitter's worker_queue:enqueued_total counter
     completed: Completions = field(default_factory=Completions.empty)
+    #: tasks enqueued but not collected by ``time`` whose deadline has passed
+    #: (generation time + deadline < ``time``): each is a deadline miss already
+    overdue: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """The live backend: the real farm on Redis, behind the same interface as the twin.
 
 ``LiveFarm`` observes the farm only through Redis (queue lengths, the ``enqueued_total``
-counter and the tasks newly appended to ``output_queue``, read incrementally from an index
-since nothing drains that list during an episode) and resizes it through a
+counter, the tasks newly appended to ``output_queue``, read incrementally from an index
+since nothing drains that list during an episode, and the tasks still queued in
+``worker_queue``, ``result_queue`` and the collector's batch, whose ``task_gen_timestamp +
+task_deadline`` tell which have missed their deadline already: ``FarmSnapshot.overdue``; a task
+inside a worker counts once it reaches ``result_queue``) and resizes it through a
 :class:`~rl_autoscaling.farm.scalers.Scaler` (local processes, Kubernetes or OpenFaaS).
 
 Clock: ``program_start_time`` is the wall-clock epoch at which the episode's phase
@@ -252,10 +255,13 @@ class LiveFarm(FarmBackend):
             pipe.get(keys.enqueued_total)
             pipe.lrange(keys.output, index, -1)
             pipe.hmget(keys.state, ["generation_start", "generation_end"])
+            for queued in (keys.worker, keys.result, keys.collecting):
+                pipe.lrange(queued, 0, -1)
             return pipe.execute()
 
-        inp, wq, rq, enq, new_raw, (gen_start, gen_end) = self.link.call(read)
+        inp, wq, rq, enq, new_raw, (gen_start, gen_end), *queued = self.link.call(read)
         now = self.now
+        overdue = sum(1 for items in queued for raw in items if _past_deadline(loads(raw), now))
         new = [loads(x) for x in new_raw]
         self.records.extend(new)
         self._out_index += len(new)
@@ -271,7 +277,7 @@ class LiveFarm(FarmBackend):
         return FarmSnapshot(
             time=now, input_queue=int(inp), worker_queue=int(wq), result_queue=int(rq),
             output_queue=self._out_index, workers=self.scaler.observed_workers(),
-            enqueued_total=int(enq or 0), completed=completed)
+            enqueued_total=int(enq or 0), completed=completed, overdue=overdue)
 
     def drain(self, timeout: float) -> FarmSnapshot:
         """Wait up to ``timeout`` farm seconds until no task is in a worker or result_queue."""
@@ -297,6 +303,15 @@ class LiveFarm(FarmBackend):
         """Every task in output_queue now (one full read; for tests and analysis)."""
         raw = self.link.call(lambda r: r.lrange(self.keys.output, 0, -1))
         return [loads(x) for x in raw]
+
+
+def _past_deadline(task: dict[str, Any], now: float) -> bool:
+    """True if a task not yet collected at farm time ``now`` has missed its deadline
+    (``task_gen_timestamp + task_deadline < now``, the collector's QoS rule)."""
+    try:
+        return float(task["task_gen_timestamp"]) + float(task["task_deadline"]) < now
+    except (KeyError, TypeError, ValueError):
+        return False  # not a task (e.g. a control message): never a miss
 
 
 def new_farm_prefix() -> str:

@@ -15,8 +15,9 @@ and assigned lazily, in FIFO order, as the clock advances:
   interrupts a task; the counted workers drop after the removal delay.
 
 Tasks are only assigned up to the current time, so a scaling decision taken now changes the
-fate of every task that is still queued. Worker free times live in a heap: one step costs
-O(tasks x log workers).
+fate of every task that is still queued. A snapshot counts the tasks not yet collected whose
+deadline (arrival + deadline) has passed (``FarmSnapshot.overdue``): each is already a miss.
+Worker free times live in a heap: one step costs O(tasks x log workers).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class SimulatedFarm(FarmBackend):
         self._work = (wl.processing + timing.processing_delay).tolist()
         self._pick_jitter = self._rng.uniform(0.0, timing.wait_time, n).tolist()
         self._collect_jitter = self._rng.uniform(0.0, timing.collector_wait_time, n)
+        self._due = wl.arrivals + wl.deadlines  # a task not collected by then is a miss
         self._collect = np.full(n, np.inf)
         self._done = np.full(n, np.inf)
         self._completion = np.zeros(n)
@@ -202,6 +204,9 @@ class SimulatedFarm(FarmBackend):
         self._uncollected = lo + (first_pending if hi > lo and pending[first_pending] else hi - lo)
         self._last_snapshot = now
         enqueued = bisect.bisect_right(self._arr, now)
+        lo = self._uncollected
+        overdue = int(np.count_nonzero((self._due[lo:enqueued] < now)
+                                       & (self._collect[lo:enqueued] > now)))
         removals = self._removals
         if removals and min(removals) <= now:
             self._removals = removals = [r for r in removals if r > now]
@@ -214,6 +219,7 @@ class SimulatedFarm(FarmBackend):
             workers=len(self._heap) + len(removals),
             enqueued_total=enqueued,
             completed=completions,
+            overdue=overdue,
         )
 
     def drain(self, timeout: float) -> FarmSnapshot:

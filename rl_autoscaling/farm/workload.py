@@ -170,6 +170,31 @@ def episode_profile(cfg: FarmConfig, seed: int) -> FarmConfig:
     return dataclasses.replace(cfg, phase_definitions=phases, generator=None)
 
 
+def peak_relative_rate(phase: PhaseConfig) -> float:
+    """The highest value of :func:`rate_profile` over the phase (x base_rate)."""
+    if phase.pattern.startswith("oscillation"):
+        return phase.multiplier * phase.oscillation_max
+    if phase.pattern == "spike":
+        return max(phase.multiplier, phase.spike_multiplier)
+    if phase.pattern == "ramp":
+        return max(phase.ramp_from, phase.ramp_to)
+    return phase.multiplier
+
+
+def peak_rate(cfg: FarmConfig, window: float = 10.0) -> float:
+    """The workload's highest nominal arrival rate in tasks/s: base_rate / 60 x the highest
+    relative rate of any phase; for a trace, the most arrivals in any ``window`` seconds /
+    ``window``."""
+    if cfg.generator is not None:  # the generator's highest rate
+        return cfg.base_rate / 60.0 * float(cfg.generator.rate_max)
+    if cfg.trace:
+        arrivals = load_trace(cfg.trace)[:, 0]
+        within = np.searchsorted(arrivals, arrivals + window, side="left") - np.arange(arrivals.size)
+        return float(within.max()) / window
+    return cfg.base_rate / 60.0 * max((peak_relative_rate(p) for p in cfg.phase_definitions),
+                                      default=0.0)
+
+
 def rate_profile(phase: PhaseConfig, t: np.ndarray) -> np.ndarray:
     """Relative arrival rate (x base_rate) at phase-relative times ``t``."""
     t = np.asarray(t, dtype=float)

@@ -23,7 +23,7 @@ def load_policy(args: argparse.Namespace, env):
     if policy.action_size != env.action_space.n:
         raise ValueError(f"{args.model} has {policy.action_size} actions, the env "
                          f"{env.action_space.n}")
-    n_dims = len(policy.learner.discretiser.bins)
+    n_dims = policy.learner.discretiser.observed
     if n_dims != env.observation_space.shape[0]:
         raise ValueError(f"{args.model} discretises {n_dims} observations, the env gives "
                          f"{env.observation_space.shape[0]}")

@@ -36,6 +36,7 @@ class SarsaPolicy(Policy):
         self.learner = learner
         self.metadata = dict(metadata or {})
         self.unseen_states = 0  # lookups of states absent from the Q-table
+        self._state = None  # the state of the last observation acted on
 
     @classmethod
     def load(cls, path: str | Path) -> SarsaPolicy:
@@ -52,14 +53,23 @@ class SarsaPolicy(Policy):
     def action_size(self) -> int:
         return self.learner.action_size
 
+    def reset(self) -> None:
+        """A new episode: the discretiser forgets the last one's arrival rates (trend)."""
+        self.learner.discretiser.reset()
+        self._state = None
+
     def act(self, obs: np.ndarray, info: Mapping[str, Any]) -> int:
-        state = self.learner.state(obs)
+        state = self._state = self.learner.state(obs)
         if state not in self.learner.q:
             self.unseen_states += 1
         return self.learner.greedy(state)
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
-        """Q(state(obs), .) (zeros for an unseen state)."""
+        """Q(state(obs), .) (zeros for an unseen state); with trend edges, the state of the
+        last observation ``act`` was given (the trend depends on the episode so far)."""
+        disc = self.learner.discretiser
+        if len(disc.edges) > disc.observed + 1 and getattr(self, "_state", None) is not None:
+            return self.learner.q_values(self._state).copy()
         return self.learner.q_values(self.learner.state(obs)).copy()
 
 

@@ -7,7 +7,14 @@ the tests all run this one implementation.
 
 - :class:`Discretiser`: per observation dimension, explicit strictly increasing edges; the
   bin index is the number of edges <= value, so values below the first / above the last edge
-  fall into the first / last bin. ``Discretiser.from_bins`` gives the documented default edges for
+  fall into the first / last bin. Edges past the 9 observation values bin values derived from
+  the observation (:data:`DERIVED`): the 10th the load, arrival rate / (workers x
+  :data:`SERVICE_RATE`), the share of the farm's capacity the arrivals need; the 11th the
+  trend, the mean arrival rate of the last :data:`TREND_STEPS` observations minus that of the
+  :data:`TREND_STEPS` before, in the same unit (workers x :data:`SERVICE_RATE`). The trend needs
+  the episode's earlier observations: a discretiser with trend edges keeps them (every call is
+  the episode's next observation; :meth:`Discretiser.reset` at each episode's start).
+  ``Discretiser.from_bins`` gives the documented default edges for
   the default bins ``(4, 7, 1, 1, 8, 8, 1, 5, 6)`` and equal-width bins between the
   observation-space bounds for any other bins.
 - :class:`SarsaLambdaLearner`: the Q-table (``dict`` state -> list of 3 floats, zeros when
@@ -67,6 +74,26 @@ TWIN_EDGES_RATE: tuple[tuple[float, ...], ...] = (
     tuple(float(r) for r in range(1, 12)), (),
 )
 
+#: Tasks per second one worker serves (1 / the mean processing time, 1.47 s: docs/farm.md).
+SERVICE_RATE = 0.68
+#: Values derived from an observation, binned by the edges after the 9 observation values.
+DERIVED: tuple[str, ...] = ("load", "trend")
+#: Observations per mean of the trend (2 x TREND_STEPS steps of history).
+TREND_STEPS = 3
+#: Load edges of :data:`TWIN_EDGES_LOAD`: 0.1-wide around the 0.6-0.9 a worker count that meets
+#: the SLO runs at, coarser below and above.
+LOAD_EDGES: tuple[float, ...] = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2)
+#: Load-aware edges: phases left 0 / 1 / 2 / >= 3, worker queue 0 / 1-5 / 6-15 / >15 and the
+#: load (:data:`LOAD_EDGES`), nothing else (144 states): the state says whether the farm is
+#: short of or above the capacity its arrivals need, at any arrival rate, so one table follows a
+#: load that varies. Without the phases left (a coarse clock) the greedy policy scaled up at
+#: loads of 0.5-0.8 all day (a state seen while the rate climbs and while it falls:
+#: 1.07 x the static frontier on a compressed day); with the trend instead (:data:`DERIVED`) the
+#: table fragmented (1.20 x).
+TWIN_EDGES_LOAD: tuple[tuple[float, ...], ...] = (
+    (0.5, 1.5, 2.5), (0.5, 5.5, 15.5), (), (), (), (), (), (), (), LOAD_EDGES,
+)
+
 MODEL_FORMAT = "rl_autoscaling.sarsa"
 MODEL_VERSION = 1
 
@@ -83,6 +110,9 @@ class Discretiser:
     """
 
     def __init__(self, edges: Sequence[Sequence[float]]) -> None:
+        if len(edges) > OBS_SIZE + len(DERIVED):
+            raise ValueError(f"a discretiser has at most {OBS_SIZE + len(DERIVED)} dimensions "
+                             f"({OBS_SIZE} observed, then {', '.join(DERIVED)}), got {len(edges)}")
         cleaned: list[tuple[float, ...]] = []
         for d, dim_edges in enumerate(edges):
             e = tuple(float(x) for x in dim_edges)
@@ -95,11 +125,21 @@ class Discretiser:
         if not cleaned:
             raise ValueError("a discretiser needs at least one dimension")
         self.edges: tuple[tuple[float, ...], ...] = tuple(cleaned)
+        self._rates: list[float] | None = None  # this episode's arrival rates (trend only)
+
+    def reset(self) -> None:
+        """Start an episode: forget the arrival rates the trend is computed from."""
+        self._rates = None
 
     @property
     def bins(self) -> tuple[int, ...]:
         """Number of bins per dimension (edges + 1)."""
         return tuple(len(e) + 1 for e in self.edges)
+
+    @property
+    def observed(self) -> int:
+        """Number of observation values binned (the dimensions before the derived ones)."""
+        return min(len(self.edges), OBS_SIZE)
 
     @property
     def num_states(self) -> int:
@@ -129,7 +169,28 @@ class Discretiser:
                                      DEFAULT_HIGH if high is None else high))
 
     def __call__(self, obs: Sequence[float]) -> State:
-        return tuple(bisect_right(e, float(v)) for e, v in zip(self.edges, obs))
+        state = tuple(bisect_right(e, float(v)) for e, v in zip(self.edges, obs))
+        if len(self.edges) > OBS_SIZE:
+            state += (bisect_right(self.edges[OBS_SIZE], load_of(obs)),)
+        if len(self.edges) > OBS_SIZE + 1:
+            state += (bisect_right(self.edges[OBS_SIZE + 1], self._trend(obs)),)
+        return state
+
+    def _trend(self, obs: Sequence[float]) -> float:
+        """Records ``obs``'s arrival rate and returns the trend (module docstring); 0 until
+        the episode has two rates (the reset observation's rate, always 0, is skipped)."""
+        if self._rates is None:
+            self._rates = []  # the episode's first (reset) observation
+            return 0.0
+        rates = self._rates
+        rates.append(float(obs[Obs.ARRIVAL_RATE]))
+        del rates[:-2 * TREND_STEPS]
+        if len(rates) < 2:
+            return 0.0
+        half = len(rates) // 2
+        now, before = rates[-half:], rates[-2 * half:-half]
+        capacity = max(1.0, float(obs[Obs.WORKERS])) * SERVICE_RATE
+        return (sum(now) / half - sum(before) / half) / capacity
 
     def to_dict(self) -> dict[str, Any]:
         """``{"bins": [...], "edges": [[...], ...]}`` (plain lists, for model files)."""
@@ -154,6 +215,12 @@ class Discretiser:
 
     def __repr__(self) -> str:
         return f"Discretiser(bins={list(self.bins)})"
+
+
+def load_of(obs: Sequence[float]) -> float:
+    """Arrival rate / (workers x :data:`SERVICE_RATE`): the share of the observed workers'
+    capacity the arrivals need (> 1: the queue grows)."""
+    return float(obs[Obs.ARRIVAL_RATE]) / (max(1.0, float(obs[Obs.WORKERS])) * SERVICE_RATE)
 
 
 def equal_width_edges(bins: Sequence[int], low: Sequence[float],
@@ -339,7 +406,10 @@ class SarsaLambdaLearner:
         return self.greedy(state)
 
     def greedy_action(self, obs: Sequence[float], info: Mapping[str, Any] | None = None) -> int:
-        """Greedy action for a raw observation (``run_episode``'s policy signature)."""
+        """Greedy action for a raw observation (``run_episode``'s policy signature); an
+        ``info`` of step 0 (the reset's) starts a new episode for the discretiser."""
+        if info is not None and info.get("step") == 0:
+            self.discretiser.reset()
         return self.greedy(self.discretiser(obs))
 
     # ---- learning
@@ -409,6 +479,7 @@ class SarsaLambdaLearner:
         self._peak_states, self._peak_trace = 0, 0.0
         trace = EpisodeTrace()
         obs, _ = env.reset(seed=seed, options=self.start_options(env))
+        self.discretiser.reset()
         s = self.state(obs)
         a = self.act(s)
         updates = 0
@@ -550,8 +621,10 @@ def load_model(path: str | Path, seed: int | None = None) -> SarsaLambdaLearner:
 
 
 __all__ = [
-    "ACTION_SIZE", "DEFAULT_BINS", "DEFAULT_EDGES", "Discretiser", "EpisodeResult",
-    "MODEL_FORMAT", "OBS_SIZE", "SarsaHyperparams", "SarsaLambdaLearner", "TWIN_EDGES",
-    "TWIN_EDGES_RATE", "equal_width_edges",
+    "ACTION_SIZE", "DEFAULT_BINS", "DEFAULT_EDGES", "DERIVED", "Discretiser", "EpisodeResult",
+    "LOAD_EDGES", "MODEL_FORMAT", "OBS_SIZE", "SERVICE_RATE", "SarsaHyperparams",
+    "SarsaLambdaLearner", "TREND_STEPS", "TWIN_EDGES", "TWIN_EDGES_LOAD", "TWIN_EDGES_RATE",
+    "equal_width_edges",
+    "load_of",
     "load_model", "validate_model",
 ]
