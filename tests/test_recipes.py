@@ -104,3 +104,16 @@ def test_each_default_has_one_owner(monkeypatch, capsys):
     assert algorithm_config("dqn", params).lr == 0.000777
     # the seed recipe keeps its own value
     assert load_experiment("sarsa", "seed").training["alpha"] == 0.025
+
+
+def test_state_option_picks_the_load_aware_edges():
+    from rl_autoscaling.algorithms.sarsa.tabular import TWIN_EDGES, TWIN_EDGES_LOAD, SarsaRun
+    from rl_autoscaling.training import sarsa
+
+    args = sarsa.build_parser().parse_args(["--state", "load"])
+    hp, edges, bins, _ = sarsa._resolve_start(args)
+    assert edges == [list(e) for e in TWIN_EDGES_LOAD] and len(bins) == len(TWIN_EDGES_LOAD)
+    assert SarsaRun().state_edges()[0] == [list(e) for e in TWIN_EDGES]
+    # --bins overrides the named state (the seed recipe's explicit bins)
+    args = sarsa.build_parser("seed").parse_args(["--recipe", "seed", "--state", "load"])
+    assert sarsa._resolve_start(args)[1] is None

@@ -104,15 +104,17 @@ def _show(value: Any) -> str:
 
 
 def add_flags(group: Any, cls: type, recipe: str = DEFAULT_RECIPE, *,
-              skip: Sequence[str] = (), types: Mapping[str, Any] | None = None) -> None:
+              skip: Sequence[str] = (), only: Sequence[str] | None = None,
+              types: Mapping[str, Any] | None = None) -> None:
     """Add one flag per field of ``cls`` to an argparse parser or group, with ``recipe``'s
-    values as defaults (``skip``: fields to leave out; ``types``: argparse types by field)."""
+    values as defaults (``skip``: fields to leave out; ``only``: just these fields;
+    ``types``: argparse types by field)."""
     hints = typing.get_type_hints(cls)
     values = recipe_values(cls, recipe)
     other = "seed" if recipe == "twin" else "twin"
     other_values = recipe_values(cls, other)
     for f in _fields(cls):
-        if f.name in skip or not f.metadata["cli"]:
+        if f.name in skip or (only is not None and f.name not in only) or not f.metadata["cli"]:
             continue
         base, many = _base_type(hints[f.name])
         default = values[f.name]

@@ -76,8 +76,7 @@ def add_training_args(parser: argparse.ArgumentParser, algo: str, run_settings: 
     """``--recipe``, ``--episodes``, the env flags, ``--reward-profile`` and ``--output-dir`` of
     a trainer (defaults: ``recipe``'s)."""
     add_recipe_flag(parser, recipe)
-    add_flags(parser, run_settings, recipe, skip=("checkpoint_every", "eval_episodes", "bins"),
-              types={"episodes": positive_int})
+    add_flags(parser, run_settings, recipe, only=("episodes",), types={"episodes": positive_int})
     add_env_args(parser, reward_profile=True, recipe=recipe)
     parser.add_argument("--output-dir", default="runs",
                         help=f"base directory of {algo}_run_<ts>/ (default %(default)s)")
@@ -88,7 +87,7 @@ def add_checkpoint_args(parser: argparse.ArgumentParser, run_settings: type, see
                         ) -> argparse._ArgumentGroup:
     """``--checkpoint-every``, ``--eval-episodes`` and ``--seed`` of a trainer."""
     g = parser.add_argument_group(title)
-    add_flags(g, run_settings, recipe, skip=("episodes", "bins"),
+    add_flags(g, run_settings, recipe, only=("checkpoint_every", "eval_episodes"),
               types={"checkpoint_every": nonnegative_int, "eval_episodes": nonnegative_int})
     g.add_argument("--seed", type=int, default=42, help=f"{seed_help} (default %(default)s)")
     return g

@@ -306,6 +306,10 @@ class SarsaHyperparams:
         return cls(**{k: float(v) for k, v in data.items() if k in names})
 
 
+#: The named states of ``--state`` (SarsaRun.state).
+STATES: dict[str, tuple[tuple[float, ...], ...]] = {"twin": TWIN_EDGES, "load": TWIN_EDGES_LOAD}
+
+
 @dataclass(frozen=True)
 class SarsaRun:
     """Trainer settings of SARSA(lambda) (``train_sarsa`` and the Tune service). Defaults: the
@@ -318,15 +322,22 @@ class SarsaRun:
     # them to see rare collapses (a policy stuck at 11-12 workers in 1 episode of 20).
     eval_episodes: int = setting(100, "greedy episodes per checkpoint evaluation; 0 = none",
                                  seed=3)
+    state: str = setting(
+        "twin", "state without --bins: twin = worker queue x worker count (TWIN_EDGES: best "
+                "on steady workloads); load = phases left x worker queue x load relative to "
+                "capacity (TWIN_EDGES_LOAD: follows traffic that varies over minutes, e.g. "
+                "--config day with --episodes 4000 --checkpoint-every 250)",
+        choices=tuple(STATES))
     bins: Optional[tuple[int, ...]] = setting(
-        None, "bins per observation dimension (none: the twin-tuned edges TWIN_EDGES; "
+        None, "bins per observation dimension (none: the edges of --state; "
               "4 7 1 1 8 8 1 5 6: the seed's, with its explicit edges; other values: "
               "equal-width bins between the observation bounds)", seed=DEFAULT_BINS, metavar="N")
 
     def state_edges(self) -> tuple[list[list[float]] | None, tuple[int, ...]]:
         """(explicit edges or None, bins) of the discretiser these settings choose."""
         if self.bins is None:
-            return [list(e) for e in TWIN_EDGES], tuple(len(e) + 1 for e in TWIN_EDGES)
+            edges = STATES[self.state]
+            return [list(e) for e in edges], tuple(len(e) + 1 for e in edges)
         return None, tuple(int(b) for b in self.bins)
 
 
