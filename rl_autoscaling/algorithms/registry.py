@@ -12,7 +12,6 @@ policy that evaluates such a file.
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -21,9 +20,6 @@ from ..common.errors import UserError
 from ..common.settings import recipe_instance
 from .dqn.config import DqnHyperparams, DqnRun
 from .sarsa.tabular import SarsaHyperparams, SarsaRun
-
-#: Most training episodes per Tune iteration (SARSA: one ``train()`` call runs a batch).
-SARSA_EPISODES_PER_ITERATION = 100
 
 
 @dataclass(frozen=True)
@@ -41,25 +37,19 @@ class AlgorithmDescription:
                                     # (algorithm, path without suffix, trial params, episodes)
     policy_class: Callable[[], type]                   # greedy policy of a model file
     training_keys: Callable[[], set[str]]              # keys a Tune spec's training may use
+    training_extras: Callable[[Any], dict[str, Any]] = lambda run: {}  # from trainer settings
 
     def recipe_training(self, recipe: str) -> dict[str, Any]:
-        """The ``training`` section of a Tune trial under ``recipe``."""
+        """The ``training`` section of a Tune trial under ``recipe``: the hyperparameters and
+        the algorithm's keys from its trainer settings (``training_extras``)."""
         values = asdict(recipe_instance(self.hyperparams, recipe))
-        if self.name == "sarsa":
-            run = recipe_instance(self.run_settings, recipe)
-            edges, bins = run.state_edges()
-            # episodes per train() call: RLlib's per-iteration overhead (~50 ms) dwarfs a twin
-            # episode (~4 ms); a batch that divides the run and its checkpoints
-            batch = math.gcd(run.episodes, run.checkpoint_every or run.episodes,
-                             SARSA_EPISODES_PER_ITERATION)
-            values.update(bins=list(bins), edges=edges, episodes_per_iteration=batch)
-        else:
-            values["hidden_layers"] = list(values["hidden_layers"])
-        return values
+        values.update(self.training_extras(recipe_instance(self.run_settings, recipe)))
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
-    def episodes_per_iteration(self, training: Mapping[str, Any]) -> int:
-        """Training episodes one Tune iteration runs."""
-        return int(training.get("episodes_per_iteration", 1)) if self.name == "sarsa" else 1
+    @staticmethod
+    def episodes_per_iteration(training: Mapping[str, Any]) -> int:
+        """Training episodes one Tune iteration runs (one unless ``training`` says)."""
+        return int(training.get("episodes_per_iteration", 1))
 
     def validate_training(self, training: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` for a bad hyperparameter of a Tune trial."""
@@ -112,6 +102,13 @@ def _sarsa_policy() -> type:
     from .sarsa.policy import SarsaPolicy
 
     return SarsaPolicy
+
+
+def _sarsa_extras(run: SarsaRun) -> dict[str, Any]:
+    """The state (bins, edges) and episodes per ``train()`` call of the trainer settings."""
+    edges, bins = run.state_edges()
+    return {"bins": list(bins), "edges": edges,
+            "episodes_per_iteration": run.episodes_per_iteration()}
 
 
 def _sarsa_keys() -> set[str]:
@@ -179,7 +176,7 @@ def _dqn_keys() -> set[str]:
 ALGORITHMS: dict[str, AlgorithmDescription] = {
     "sarsa": AlgorithmDescription("sarsa", "SarsaLambdaFarm", ".pkl", SarsaHyperparams, SarsaRun,
                                   _sarsa_config, _sarsa_class, _sarsa_write, _sarsa_policy,
-                                  _sarsa_keys),
+                                  _sarsa_keys, _sarsa_extras),
     "dqn": AlgorithmDescription("dqn", "DQNFarm", ".pt", DqnHyperparams, DqnRun, _dqn_config,
                                 _dqn_class, _dqn_write, _dqn_policy, _dqn_keys),
 }
@@ -202,5 +199,4 @@ def algorithm_of_trial(trial_name: str) -> AlgorithmDescription | None:
     return None
 
 
-__all__ = ["ALGORITHMS", "AlgorithmDescription", "SARSA_EPISODES_PER_ITERATION", "algorithm",
-           "algorithm_of_trial"]
+__all__ = ["ALGORITHMS", "AlgorithmDescription", "algorithm", "algorithm_of_trial"]

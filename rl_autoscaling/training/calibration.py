@@ -85,18 +85,20 @@ def calibration_seeds(episodes: int, base: int = CALIBRATION_SEED_BASE) -> list[
     return [base + i for i in range(int(episodes))]
 
 
-def policy_stats(env, policy: Policy, seeds: Sequence[int]) -> PolicyStats:
-    """Greedy episodes of ``policy`` on ``env``, one per seed."""
-    qos, workers, wsec = [], [], []
+def episode_summaries(env, policy: Policy, seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """Greedy episodes of ``policy`` on ``env``, one per seed: each one's ``summary()``."""
+    out = []
     for seed in seeds:
         policy.reset()
-        trace = run_episode(env, policy.act, seed=int(seed))
-        s = trace.summary()
-        qos.append(s["final_qos"])
-        workers.append(s["mean_workers"])
-        wsec.append(s["worker_seconds"])
-    return PolicyStats(float(np.mean(qos)), float(np.mean(workers)), float(np.mean(wsec)),
-                       len(seeds))
+        out.append(run_episode(env, policy.act, seed=int(seed)).summary())
+    return out
+
+
+def policy_stats(env, policy: Policy, seeds: Sequence[int]) -> PolicyStats:
+    """Mean figures of greedy episodes of ``policy`` on ``env``, one per seed."""
+    runs = episode_summaries(env, policy, seeds)
+    return PolicyStats(*(float(np.mean([s[k] for s in runs]))
+                         for k in ("final_qos", "mean_workers", "worker_seconds")), len(seeds))
 
 
 def static_frontier(env, counts: Iterable[int], seeds: Sequence[int]) -> list[FrontierPoint]:

@@ -26,9 +26,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..common.modelio import atomic_write_json
 from ..common.ranking import Choice, Evaluation, choose
-from ..common.rollout import run_episode
 from ..policies.base import Policy
-from .calibration import FrontierPoint, frontier_workers_at, static_frontier
+from .calibration import (
+    FrontierPoint,
+    episode_summaries,
+    frontier_workers_at,
+    static_frontier,
+)
 
 #: Confirm episode i is seeded CONFIRM_SEED_BASE + i (module docstring).
 CONFIRM_SEED_BASE = 80_000_000
@@ -46,14 +50,10 @@ def confirm_seeds(episodes: int = CONFIRM_EPISODES) -> list[int]:
 
 
 def evaluate_policy(env, policy: Policy, seeds: Sequence[int]) -> Evaluation:
-    """Greedy episodes of ``policy`` on ``env``, one per seed."""
-    qos, workers = [], []
-    for seed in seeds:
-        policy.reset()
-        s = run_episode(env, policy.act, seed=int(seed)).summary()
-        qos.append(float(s["final_qos"]))
-        workers.append(float(s["mean_workers"]))
-    return Evaluation(tuple(qos), tuple(workers))
+    """Greedy episodes of ``policy`` on ``env``, one per seed, as an ``Evaluation``."""
+    runs = episode_summaries(env, policy, seeds)
+    return Evaluation(tuple(float(s["final_qos"]) for s in runs),
+                      tuple(float(s["mean_workers"]) for s in runs))
 
 
 @dataclass

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -143,7 +142,7 @@ def _train_logged(args: argparse.Namespace, env_config: dict[str, Any], hp: Sars
 
     # Episodes per algo.train() call: RLlib's per-iteration overhead (~50 ms) dwarfs a twin
     # episode (~4 ms), so iterate in batches that divide the run and its checkpoints.
-    batch = math.gcd(args.episodes, args.checkpoint_every or args.episodes, 100)
+    batch = SarsaRun(**values_from_flags(SarsaRun, args)).episodes_per_iteration()
     config = (SarsaLambdaConfig()
               .environment(env_config=env_config)
               .training(**asdict(hp), bins=bins, edges=edges, episodes_per_iteration=batch)

@@ -333,6 +333,12 @@ class SarsaRun:
               "4 7 1 1 8 8 1 5 6: the seed's, with its explicit edges; other values: "
               "equal-width bins between the observation bounds)", seed=DEFAULT_BINS, metavar="N")
 
+    def episodes_per_iteration(self) -> int:
+        """Training episodes per ``train()`` call: RLlib's per-iteration overhead (~50 ms)
+        dwarfs a twin episode (~4 ms), so batches of up to 100 that divide the run and its
+        checkpoints."""
+        return math.gcd(self.episodes, self.checkpoint_every or self.episodes, 100)
+
     def state_edges(self) -> tuple[list[list[float]] | None, tuple[int, ...]]:
         """(explicit edges or None, bins) of the discretiser these settings choose."""
         if self.bins is None:
