@@ -33,7 +33,7 @@ import gymnasium as gym
 import numpy as np
 
 from .common.rollout import STREAM_RLLIB_EVALUATION, STREAM_TRAINING, training_seed
-from .common.settings import setting
+from .common.settings import check_bounds, check_values, setting
 from .config import REWARD_PROFILES, ConfigError, FarmConfig, load_config, resolve_config
 from .farm import BACKENDS, make_backend
 from .farm.base import Completions, FarmBackend, FarmSnapshot
@@ -66,16 +66,16 @@ class EnvSettings:
 
     max_steps: Optional[int] = setting(
         None, "steps per episode before truncation (none: the workload's length in steps, at "
-              "least 30; 30 for the default workload)", seed=30)
-    step_duration: float = setting(8.0, "seconds per step, scaling included")
+              "least 30; 30 for the default workload)", seed=30, ge=1)
+    step_duration: float = setting(8.0, "seconds per step, scaling included", gt=0)
     observation_window: float = setting(8.0, "seconds of collected tasks behind the "
-                                             "time/QoS observations")
-    initial_workers: int = setting(12, "workers at reset")
-    task_seed: int = setting(42, "workload seed: training episode e uses task_seed + e")
+                                             "time/QoS observations", gt=0)
+    initial_workers: int = setting(12, "workers at reset", ge=1)
+    task_seed: int = setting(42, "workload seed: training episode e uses task_seed + e", ge=0)
     phase_shuffle: bool = setting(False, "shuffle the workload's phase order (training "
                                          "episodes only)")
     phase_shuffle_seed: Optional[int] = setting(None, "fix the shuffled phase order (none: a "
-                                                      "new order each episode)")
+                                                      "new order each episode)", ge=0)
     config: Optional[str] = setting(None, "farm configuration: a YAML file or a packaged "
                                           "profile name (none: the packaged default)",
                                     metavar="YAML")
@@ -84,6 +84,15 @@ class EnvSettings:
         "slo_cost", "training reward (sets reward.profile over the config's): slo_cost = meet "
                     "the final-QoS SLO with the fewest worker-seconds; seed = the original "
                     "shaped reward", seed="seed", choices=REWARD_PROFILES)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> EnvSettings:
+        """Raise ``ValueError`` naming the first value outside its declared bounds (run at
+        construction; the env's constructor checks its arguments against the same bounds);
+        returns self."""
+        return check_bounds(self)
 
     def resolved_max_steps(self) -> int:
         """``max_steps``, or the workload's nominal seconds over the step length (at least
@@ -185,10 +194,10 @@ class OpenFaaSAutoscalingEnv(gym.Env):
                  f"max_workers must be >= max(1, min_workers), got {max_workers}")
         _require(min_workers <= initial_workers <= max_workers,
                  f"initial_workers must be in [{min_workers}, {max_workers}], got {initial_workers}")
-        _require(step_duration > 0, f"step_duration must be > 0, got {step_duration}")
-        _require(observation_window > 0,
-                 f"observation_window must be > 0, got {observation_window}")
-        _require(max_steps >= 1, f"max_steps must be >= 1, got {max_steps}")
+        # the bounds' one owner: EnvSettings (initial_workers: the worker range above)
+        check_values(EnvSettings, step_duration=step_duration,
+                     observation_window=observation_window, max_steps=max_steps,
+                     task_seed=task_seed, phase_shuffle_seed=phase_shuffle_seed)
         deltas = tuple(int(d) for d in action_deltas)
         _require(len(deltas) >= 2 and len(set(deltas)) == len(deltas),
                  f"action_deltas must hold at least two distinct integers, got {deltas}")

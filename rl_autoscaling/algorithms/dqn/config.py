@@ -76,7 +76,7 @@ from typing import Any, Mapping, Sequence
 from ray.rllib.algorithms.dqn import DQNConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
-from ...common.settings import setting
+from ...common.settings import check_bounds, setting
 from .learner import FarmDQN, PolyakDQNLearner
 from .replay import FlatEpisodeReplayBuffer
 from .schedule import epsilon_schedule
@@ -92,30 +92,35 @@ class DqnHyperparams:
     updates, after a 120-episode run the target still held ~95 % of its initial weights.
     """
 
-    gamma: float = setting(0.97, "discount factor")
-    learning_rate: float = setting(5e-4, "Adam learning rate", seed=3e-4)
-    epsilon_start: float = setting(0.8, "exploration rate of the first episode", cli=False)
-    epsilon_end: float = setting(0.05, "exploration floor")
-    epsilon_decay: float = setting(0.98, "per-episode epsilon decay factor")
-    batch_size: int = setting(64, "transitions per gradient update")
-    replay_capacity: int = setting(75_000, "replay buffer size in env steps")
+    gamma: float = setting(0.97, "discount factor", ge=0, le=1)
+    learning_rate: float = setting(5e-4, "Adam learning rate", seed=3e-4, gt=0)
+    epsilon_start: float = setting(0.8, "exploration rate of the first episode", cli=False,
+                                   ge=0, le=1)
+    epsilon_end: float = setting(0.05, "exploration floor", ge=0, le=1)
+    epsilon_decay: float = setting(0.98, "per-episode epsilon decay factor", gt=0, le=1)
+    batch_size: int = setting(64, "transitions per gradient update", ge=1)
+    replay_capacity: int = setting(75_000, "replay buffer size in env steps", ge=1)
     target_update: int = setting(300, "gradient updates between target-network updates",
-                                 seed=600)
+                                 seed=600, ge=1)
     target_tau: float = setting(1.0, "Polyak coefficient of the target update; 1.0 = hard copy",
-                                seed=0.01)
-    warmup_steps: int = setting(400, "env steps sampled before learning starts")
-    max_grad_norm: float = setting(3.0, "gradient global-norm clip")
-    hidden_layers: Sequence[int] = setting((128, 64), "MLP hidden layer sizes")
-    reward_clip: float = setting(100.0, "stored rewards clipped to [-reward_clip, reward_clip]")
+                                seed=0.01, gt=0, le=1)
+    warmup_steps: int = setting(400, "env steps sampled before learning starts", ge=0)
+    max_grad_norm: float = setting(3.0, "gradient global-norm clip", gt=0)
+    hidden_layers: Sequence[int] = setting((128, 64), "MLP hidden layer sizes", ge=1)
+    reward_clip: float = setting(100.0, "stored rewards clipped to [-reward_clip, reward_clip]",
+                                 gt=0)
     # scale-out (replay ratio = updates_per_step * batch_size replayed per sampled env step)
-    updates_per_step: float = setting(1.0, "gradient updates per sampled env step")
-    rollout_fragment_length: int = setting(30, "env steps per env copy per training step")
-    num_envs_per_env_runner: int = setting(1, "vector envs per env runner", cli=False)
-    num_env_runners: int = setting(0, "remote env runners (0: the driver samples)", cli=False)
+    updates_per_step: float = setting(1.0, "gradient updates per sampled env step", gt=0)
+    rollout_fragment_length: int = setting(30, "env steps per env copy per training step",
+                                           ge=1)
+    num_envs_per_env_runner: int = setting(1, "vector envs per env runner", cli=False,
+                                           ge=1)
+    num_env_runners: int = setting(0, "remote env runners (0: the driver samples)", cli=False,
+                                   ge=0)
     checkpoint_replay_buffer: bool = setting(True, "RLlib checkpoints carry the replay buffer")
     # >1 torch thread is ~80x slower on this tiny MLP when cores are shared
     torch_threads: int = setting(1, "torch intra-op threads in learner and env runners "
-                                    "(0: torch's default)")
+                                    "(0: torch's default)", ge=0)
 
     def steps_per_training_step(self) -> int:
         """Env steps sampled per RLlib ``training_step`` (S in the table above)."""
@@ -127,35 +132,15 @@ class DqnHyperparams:
         return int(round(self.updates_per_step * self.steps_per_training_step()))
 
     def validate(self) -> DqnHyperparams:
-        """Raise ``ValueError`` naming the first out-of-range value."""
+        """Raise ``ValueError`` naming the first out-of-range value (the fields' declared
+        bounds, then the cross-field checks); returns self."""
+        check_bounds(self)
         checks = [
-            (0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}"),
-            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
-            (0.0 <= self.epsilon_end <= self.epsilon_start <= 1.0,
-             "need 0 <= epsilon_end <= epsilon_start <= 1, got "
+            (self.epsilon_end <= self.epsilon_start,
+             "need epsilon_end <= epsilon_start, got "
              f"{self.epsilon_end} and {self.epsilon_start}"),
-            (0.0 < self.epsilon_decay <= 1.0,
-             f"epsilon_decay must be in (0, 1], got {self.epsilon_decay}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.replay_capacity >= self.batch_size,
              f"replay_capacity must be >= batch_size, got {self.replay_capacity}"),
-            (self.target_update >= 1, f"target_update must be >= 1, got {self.target_update}"),
-            (0.0 < self.target_tau <= 1.0,
-             f"target_tau must be in (0, 1], got {self.target_tau}"),
-            (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}"),
-            (self.max_grad_norm > 0, f"max_grad_norm must be > 0, got {self.max_grad_norm}"),
-            (len(self.hidden_layers) >= 1 and all(int(h) >= 1 for h in self.hidden_layers),
-             f"hidden_layers must be positive sizes, got {list(self.hidden_layers)}"),
-            (self.reward_clip > 0, f"reward_clip must be > 0, got {self.reward_clip}"),
-            (self.updates_per_step > 0,
-             f"updates_per_step must be > 0, got {self.updates_per_step}"),
-            (self.rollout_fragment_length >= 1, "rollout_fragment_length must be >= 1, got "
-             f"{self.rollout_fragment_length}"),
-            (self.num_envs_per_env_runner >= 1, "num_envs_per_env_runner must be >= 1, got "
-             f"{self.num_envs_per_env_runner}"),
-            (self.torch_threads >= 0, f"torch_threads must be >= 0, got {self.torch_threads}"),
-            (self.num_env_runners >= 0,
-             f"num_env_runners must be >= 0, got {self.num_env_runners}"),
             (self.updates_per_training_step() >= 1 and abs(
                 self.updates_per_step * self.steps_per_training_step()
                 - self.updates_per_training_step()) < 1e-9,
@@ -178,13 +163,21 @@ class DqnRun:
     """Trainer settings of DQN (``train_dqn`` and the Tune service). Defaults: the ``twin``
     recipe; ``seed=``: the original toolkit's."""
 
-    episodes: int = setting(240, "training episodes", seed=120)
+    episodes: int = setting(240, "training episodes", seed=120, ge=1)
     # checkpoints every 20 episodes: DQN's greedy policy swings between checkpoints, and the
     # best-model rule (common.ranking) can only choose among the ones it is given
     checkpoint_every: int = setting(20, "save and evaluate every N episodes; 0 = only at the end",
-                                    seed=10)
+                                    seed=10, ge=0)
     eval_episodes: int = setting(100, "greedy episodes per checkpoint evaluation; 0 = none",
-                                 seed=5)
+                                 seed=5, ge=0)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> DqnRun:
+        """Raise ``ValueError`` naming the first value outside its declared bounds (run at
+        construction); returns self."""
+        return check_bounds(self)
 
 
 def dqn_config(hp: DqnHyperparams, env_config: Mapping[str, Any], *,

@@ -42,7 +42,7 @@ import numpy as np
 
 from ...common.metrics import EpisodeTrace
 from ...common.modelio import ModelFileError, load_pickle, save_pickle
-from ...common.settings import setting
+from ...common.settings import check_bounds, setting
 from ...observation import DEFAULT_HIGH, DEFAULT_LOW, OBS_SIZE, Obs
 
 ACTION_SIZE = 3
@@ -253,50 +253,33 @@ class SarsaHyperparams:
     had learned "scale down" and the policy ping-ponged at 11-12 workers, final QoS 0.56).
     """
 
-    alpha: float = setting(0.02, "learning rate", seed=0.025)
-    gamma: float = setting(0.985, "discount factor")
-    epsilon: float = setting(0.40, "initial exploration rate")
-    epsilon_min: float = setting(0.02, "exploration floor", seed=0.10)
-    epsilon_decay: float = setting(0.999, "per-episode epsilon decay", seed=0.995)
-    trace_lambda: float = setting(0.5, "eligibility-trace decay; 0 = one-step SARSA")
-    trace_threshold: float = setting(1e-5, "drop a state's trace once max|e| falls below this")
+    alpha: float = setting(0.02, "learning rate", seed=0.025, gt=0, le=1)
+    gamma: float = setting(0.985, "discount factor", ge=0, le=1)
+    epsilon: float = setting(0.40, "initial exploration rate", ge=0, le=1)
+    epsilon_min: float = setting(0.02, "exploration floor", seed=0.10, ge=0, le=1)
+    epsilon_decay: float = setting(0.999, "per-episode epsilon decay", seed=0.995, gt=0, le=1)
+    trace_lambda: float = setting(0.5, "eligibility-trace decay; 0 = one-step SARSA", ge=0, le=1)
+    trace_threshold: float = setting(1e-5, "drop a state's trace once max|e| falls below this",
+                                     ge=0)
     tie_action: float = setting(1.0, "action greedy ties and unseen states go to: 1 = keep "
-                                     "the worker count, -1 = the highest (+1 worker)", seed=-1.0)
+                                     "the worker count, -1 = the highest (+1 worker)", seed=-1.0,
+                                ge=-1, whole=True)
     explore_starts: float = setting(
         0.5, "fraction of training episodes that start at a random worker count "
-             "(exploring starts; greedy evaluation never does)", seed=0.0, metavar="FRACTION")
-    explore_start_min: float = setting(6.0, "lowest worker count of exploring starts", cli=False)
-    explore_start_max: float = setting(26.0, "highest worker count of exploring starts", cli=False)
+             "(exploring starts; greedy evaluation never does)", seed=0.0, metavar="FRACTION",
+        ge=0, le=1)
+    explore_start_min: float = setting(6.0, "lowest worker count of exploring starts", cli=False,
+                                       ge=1, whole=True)
+    explore_start_max: float = setting(26.0, "highest worker count of exploring starts",
+                                       cli=False, ge=1, whole=True)
 
     def validate(self) -> SarsaHyperparams:
-        """Raise ValueError naming the first out-of-range value; returns self."""
-        for name, value in asdict(self).items():
-            if not isinstance(value, (int, float)) or math.isnan(value):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-        checks = (
-            (0 < self.alpha <= 1, f"alpha must be in (0, 1], got {self.alpha}"),
-            (0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}"),
-            (0 <= self.epsilon <= 1, f"epsilon must be in [0, 1], got {self.epsilon}"),
-            (0 <= self.epsilon_min <= 1,
-             f"epsilon_min must be in [0, 1], got {self.epsilon_min}"),
-            (0 < self.epsilon_decay <= 1,
-             f"epsilon_decay must be in (0, 1], got {self.epsilon_decay}"),
-            (self.trace_lambda <= 1, f"trace_lambda must be <= 1, got {self.trace_lambda}"),
-            (self.trace_threshold >= 0,
-             f"trace_threshold must be >= 0, got {self.trace_threshold}"),
-            (self.tie_action >= -1 and float(self.tie_action).is_integer(),
-             f"tie_action must be -1 or an action index, got {self.tie_action}"),
-            (0 <= self.explore_starts <= 1,
-             f"explore_starts must be in [0, 1], got {self.explore_starts}"),
-            (1 <= self.explore_start_min <= self.explore_start_max
-             and float(self.explore_start_min).is_integer()
-             and float(self.explore_start_max).is_integer(),
-             "need whole worker counts 1 <= explore_start_min <= explore_start_max, got "
-             f"{self.explore_start_min} and {self.explore_start_max}"),
-        )
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        """Raise ValueError naming the first out-of-range value (the fields' declared bounds,
+        then the cross-field check); returns self."""
+        check_bounds(self)
+        if self.explore_start_min > self.explore_start_max:
+            raise ValueError("need explore_start_min <= explore_start_max, got "
+                             f"{self.explore_start_min} and {self.explore_start_max}")
         return self
 
     @classmethod
@@ -315,13 +298,13 @@ class SarsaRun:
     """Trainer settings of SARSA(lambda) (``train_sarsa`` and the Tune service). Defaults: the
     ``twin`` recipe; ``seed=``: the original toolkit's."""
 
-    episodes: int = setting(5000, "training episodes", seed=100)
+    episodes: int = setting(5000, "training episodes", seed=100, ge=1)
     checkpoint_every: int = setting(1000, "save and evaluate every N episodes; 0 = only at the end",
-                                    seed=10)
+                                    seed=10, ge=0)
     # 100 greedy episodes per checkpoint (~0.5 s on the twin): the best-checkpoint rule needs
     # them to see rare collapses (a policy stuck at 11-12 workers in 1 episode of 20).
     eval_episodes: int = setting(100, "greedy episodes per checkpoint evaluation; 0 = none",
-                                 seed=3)
+                                 seed=3, ge=0)
     state: str = setting(
         "twin", "state without --bins: twin = worker queue x worker count (TWIN_EDGES: best "
                 "on steady workloads); load = phases left x worker queue x load relative to "
@@ -332,6 +315,14 @@ class SarsaRun:
         None, "bins per observation dimension (none: the edges of --state; "
               "4 7 1 1 8 8 1 5 6: the seed's, with its explicit edges; other values: "
               "equal-width bins between the observation bounds)", seed=DEFAULT_BINS, metavar="N")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> SarsaRun:
+        """Raise ValueError naming the first value outside its declared bounds (run at
+        construction); returns self. ``bins`` is checked by :class:`Discretiser`."""
+        return check_bounds(self)
 
     def episodes_per_iteration(self) -> int:
         """Training episodes per ``train()`` call: RLlib's per-iteration overhead (~50 ms)
