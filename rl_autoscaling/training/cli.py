@@ -7,6 +7,10 @@ trainers) with the chosen recipe's defaults; ``env_config_from_args(args)`` turn
 the env's ``env_config`` (also Ray's). The trainers' own flags come from their settings models
 the same way (:mod:`rl_autoscaling.common.settings`).
 
+The flags' bounds are the settings models' (``setting(..., ge=...)``): a value outside them is
+refused when the model is built from the flags, as one ``error:`` line (exit 2), before
+anything runs.
+
 ``run_guarded(fn)`` runs ``fn()`` and turns a ``ConfigError`` / ``ValueError`` /
 ``FileNotFoundError`` into ``error: <first line>`` on stderr and exit code 2 (never a
 traceback); ``fn``'s own return value is the exit code otherwise.
@@ -44,14 +48,6 @@ def nonnegative_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def add_env_args(parser: argparse.ArgumentParser, *, task_seed: bool = True,
                  reward_profile: bool = False, recipe: str = DEFAULT_RECIPE
                  ) -> argparse._ArgumentGroup:
@@ -64,9 +60,7 @@ def add_env_args(parser: argparse.ArgumentParser, *, task_seed: bool = True,
     g = parser.add_argument_group("environment")
     skip = [name for name, keep in (("task_seed", task_seed),
                                     ("reward_profile", reward_profile)) if not keep]
-    add_flags(g, EnvSettings, recipe, skip=skip,
-              types={"max_steps": positive_int, "step_duration": positive_float,
-                     "observation_window": positive_float})
+    add_flags(g, EnvSettings, recipe, skip=skip)  # bounds: EnvSettings (checked when built)
     add_live_arguments(g)  # --redis-url, --scaler, --time-scale (used with --backend live)
     return g
 
@@ -76,7 +70,7 @@ def add_training_args(parser: argparse.ArgumentParser, algo: str, run_settings: 
     """``--recipe``, ``--episodes``, the env flags, ``--reward-profile`` and ``--output-dir`` of
     a trainer (defaults: ``recipe``'s)."""
     add_recipe_flag(parser, recipe)
-    add_flags(parser, run_settings, recipe, only=("episodes",), types={"episodes": positive_int})
+    add_flags(parser, run_settings, recipe, only=("episodes",))
     add_env_args(parser, reward_profile=True, recipe=recipe)
     parser.add_argument("--output-dir", default="runs",
                         help=f"base directory of {algo}_run_<ts>/ (default %(default)s)")
@@ -87,10 +81,15 @@ def add_checkpoint_args(parser: argparse.ArgumentParser, run_settings: type, see
                         ) -> argparse._ArgumentGroup:
     """``--checkpoint-every``, ``--eval-episodes`` and ``--seed`` of a trainer."""
     g = parser.add_argument_group(title)
-    add_flags(g, run_settings, recipe, only=("checkpoint_every", "eval_episodes"),
-              types={"checkpoint_every": nonnegative_int, "eval_episodes": nonnegative_int})
+    add_flags(g, run_settings, recipe, only=("checkpoint_every", "eval_episodes"))
     g.add_argument("--seed", type=int, default=42, help=f"{seed_help} (default %(default)s)")
     return g
+
+
+def run_settings_of(run_settings: type, args: argparse.Namespace) -> Any:
+    """The trainer settings (``SarsaRun`` / ``DqnRun``) of parsed flags; their bounds are
+    checked as they are built (``ValueError``, one line)."""
+    return run_settings(**values_from_flags(run_settings, args))
 
 
 def env_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -132,6 +131,6 @@ def trainer_main(build_parser: Callable[[str], argparse.ArgumentParser],
 
 __all__ = [
     "add_checkpoint_args", "add_env_args", "add_training_args",
-    "check_trusted_checkpoint", "env_config_from_args", "nonnegative_int", "positive_float",
-    "positive_int", "trainer_main",
+    "check_trusted_checkpoint", "env_config_from_args", "nonnegative_int", "positive_int",
+    "run_settings_of", "trainer_main",
 ]

@@ -51,15 +51,19 @@ from typing import Any, Mapping, Sequence
 from ..common.errors import signals_interrupt
 from ..common.metrics import EpisodeTrace
 from ..common.rollout import evaluate_checkpoint, evaluation_env_config
-from ..common.settings import DEFAULT_RECIPE, add_flags, recipe_instance, values_from_flags
+from ..common.settings import (
+    DEFAULT_RECIPE,
+    add_flags,
+    check_values,
+    recipe_instance,
+    values_from_flags,
+)
 from .cli import (
     add_checkpoint_args,
     add_training_args,
     check_trusted_checkpoint,
     env_config_from_args,
-    nonnegative_int,
-    positive_float,
-    positive_int,
+    run_settings_of,
     trainer_main,
 )
 from .harness import (
@@ -92,11 +96,7 @@ def build_parser(recipe: str = DEFAULT_RECIPE) -> argparse.ArgumentParser:
     g.add_argument("--epsilon-start", type=float, default=None,
                    help=f"exploration rate of the first episode (default {eps}; on resume: "
                         "the model's)")
-    add_flags(g, DqnHyperparams, recipe,
-              types={"learning_rate": positive_float, "batch_size": positive_int,
-                     "replay_capacity": positive_int, "target_update": positive_int,
-                     "warmup_steps": nonnegative_int, "max_grad_norm": positive_float,
-                     "hidden_layers": positive_int, "rollout_fragment_length": positive_int})
+    add_flags(g, DqnHyperparams, recipe)
     add_checkpoint_args(p, DqnRun, "RLlib seed (network init, exploration, replay) and "
                                    "evaluation seed base", recipe)
     g = p.add_argument_group("resuming")
@@ -130,9 +130,9 @@ def hyperparams_of(args: argparse.Namespace):
     if eps_start is None:
         default = recipe_instance(DqnHyperparams, args.recipe).epsilon_start
         eps_start = default if resumed is None else float(resumed.get("epsilon", default))
-    hp = DqnHyperparams(**values_from_flags(
-        DqnHyperparams, args, epsilon_start=eps_start,
-        epsilon_end=min(args.epsilon_end, eps_start))).validate()
+    flags = values_from_flags(DqnHyperparams, args, epsilon_start=eps_start)
+    check_values(DqnHyperparams, **flags)  # before epsilon_end is capped at epsilon_start
+    hp = DqnHyperparams(**{**flags, "epsilon_end": min(args.epsilon_end, eps_start)}).validate()
     if resumed is not None and list(resumed["hidden_layers"]) != list(hp.hidden_layers):
         raise ValueError(f"{args.resume_model} has hidden layers {resumed['hidden_layers']}, "
                          f"--hidden-layers is {list(hp.hidden_layers)}")
@@ -283,9 +283,11 @@ def _quiet_ray_logs() -> None:
 
 def train(args: argparse.Namespace) -> int:
     """Run the training described by parsed ``args``; returns the exit code."""
+    from ..algorithms.dqn.config import DqnRun
     from ..env import OpenFaaSAutoscalingEnv
 
     env_config = env_config_from_args(args)
+    run_settings_of(DqnRun, args)  # refuse out-of-bound --episodes etc. before anything runs
     hp, resumed = hyperparams_of(args)
     OpenFaaSAutoscalingEnv.from_env_config(env_config).close()  # fail fast on bad env flags
 

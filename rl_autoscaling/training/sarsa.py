@@ -43,6 +43,7 @@ from .cli import (
     add_training_args,
     env_config_from_args,
     nonnegative_int,
+    run_settings_of,
     trainer_main,
 )
 from .harness import (
@@ -100,7 +101,7 @@ def _resolve_start(args: argparse.Namespace, log: logging.Logger | None = None
     cli_hp = SarsaHyperparams(**values_from_flags(
         SarsaHyperparams, args, explore_start_min=args.explore_start_range[0],
         explore_start_max=args.explore_start_range[1])).validate()
-    run = SarsaRun(**values_from_flags(SarsaRun, args))
+    run = run_settings_of(SarsaRun, args)
     if not args.resume_model:
         if args.resume_reset_hyperparams or args.resume_reset_epsilon:
             raise ValueError("--resume-reset-hyperparams/--resume-reset-epsilon need "
@@ -142,7 +143,7 @@ def _train_logged(args: argparse.Namespace, env_config: dict[str, Any], hp: Sars
 
     # Episodes per algo.train() call: RLlib's per-iteration overhead (~50 ms) dwarfs a twin
     # episode (~4 ms), so iterate in batches that divide the run and its checkpoints.
-    batch = SarsaRun(**values_from_flags(SarsaRun, args)).episodes_per_iteration()
+    batch = run_settings_of(SarsaRun, args).episodes_per_iteration()
     config = (SarsaLambdaConfig()
               .environment(env_config=env_config)
               .training(**asdict(hp), bins=bins, edges=edges, episodes_per_iteration=batch)
