@@ -83,11 +83,11 @@ def test_each_default_has_one_owner(monkeypatch, capsys):
     _set_default(monkeypatch, DqnHyperparams, "learning_rate", 0.000777)
     _set_default(monkeypatch, EnvSettings, "initial_workers", 17)
 
-    sarsa_help = sarsa.build_parser().format_help()
-    dqn_help = dqn.build_parser().format_help()
-    assert "(default 0.0123; seed: 0.025)" in sarsa_help
-    assert "(default 0.000777; seed: 0.0003)" in dqn_help
-    assert " ".join(sarsa_help.split()).count("workers at reset (default 17)") == 1
+    sarsa_help = " ".join(sarsa.build_parser().format_help().split())
+    dqn_help = " ".join(dqn.build_parser().format_help().split())
+    assert "learning rate, in (0, 1] (default 0.0123; seed: 0.025)" in sarsa_help
+    assert "Adam learning rate, > 0 (default 0.000777; seed: 0.0003)" in dqn_help
+    assert sarsa_help.count("workers at reset, >= 1 (default 17)") == 1
     assert sarsa.build_parser().parse_args([]).alpha == 0.0123
 
     s = load_experiment("sarsa")

@@ -151,10 +151,11 @@ def test_invalid_flags_give_a_one_line_error(tmp_path, capsys, argv, message, ra
     assert not list(tmp_path.iterdir())  # nothing written for a rejected command
 
 
-def test_out_of_range_counts_are_usage_errors(capsys):
-    with pytest.raises(SystemExit) as exc:
-        train_dqn.main(["--episodes", "0"])
-    assert exc.value.code == 2 and "--episodes" in capsys.readouterr().err
+def test_out_of_range_counts_are_usage_errors(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert train_dqn.main(["--episodes", "0", "--output-dir", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == "error: episodes must be >= 1, got 0"
+    assert not out.exists()
 
 
 def test_tampered_model_is_refused_by_test_dqn(tmp_path, capsys):
