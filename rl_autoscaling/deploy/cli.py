@@ -29,8 +29,9 @@ from typing import Any
 
 from ..common.errors import UserError, run_guarded
 from ..common.modelio import atomic_write_json
+from ..common.settings import check_values
 from ..config import load_config
-from ..env import OpenFaaSAutoscalingEnv
+from ..env import EnvSettings, OpenFaaSAutoscalingEnv
 from ..farm.live import LiveFarm, add_live_arguments
 from ..farm.workload import episode_workload
 from ..training.agents import AgentOptions
@@ -148,8 +149,9 @@ def open_farm(args: argparse.Namespace, cfg) -> LiveFarm:
 def serve(args: argparse.Namespace) -> int:
     if args.time_scale <= 0:
         raise UserError(f"--time-scale must be > 0, got {args.time_scale}")
-    if args.step_duration <= 0 or args.observation_window <= 0:
-        raise UserError("--step-duration and --observation-window must be > 0")
+    # the bounds' one owner: EnvSettings
+    check_values(EnvSettings, step_duration=args.step_duration,
+                 observation_window=args.observation_window)
     guard = Guardrails(args.min_workers, args.max_workers, tuple(args.action_deltas))
     if args.summary:
         _check_writable(Path(args.summary))
