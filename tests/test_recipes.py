@@ -117,3 +117,28 @@ def test_state_option_picks_the_load_aware_edges():
     # --bins overrides the named state (the seed recipe's explicit bins)
     args = sarsa.build_parser("seed").parse_args(["--recipe", "seed", "--state", "load"])
     assert sarsa._resolve_start(args)[1] is None
+
+
+@pytest.mark.parametrize("config,steps,state", [
+    (None, 8.0, "twin"),     # the default workload jumps from x0.3 to x1.5 of the base rate
+    ("flash", 8.0, "twin"),  # bursts of x2.6
+    ("mixed", 8.0, "twin"),  # the generator draws bursts
+    ("day", 8.0, "load"),    # x0.3 -> x2.0 over 4 minutes: 0.6 workers per step
+    ("ramp", 8.0, "twin"),   # x0.3 -> x1.7 over 90 s: 1.3 workers per step
+    ("ramp", 4.0, "load"),   # ... which 4-s steps can follow (0.65 per step)
+])
+def test_auto_state_follows_the_load_only_where_the_farm_can(config, steps, state, capsys):
+    from rl_autoscaling.algorithms.sarsa.tabular import STATES, SarsaRun, auto_state
+    from rl_autoscaling.training import sarsa
+
+    assert auto_state(config, steps)[0] == state
+    argv = ["--step-duration", str(steps)] + (["--config", config] if config else [])
+    _, edges, _, _ = sarsa._resolve_start(sarsa.build_parser().parse_args(argv))
+    assert edges == [list(e) for e in STATES[state]]
+    assert capsys.readouterr().out.startswith(f"state: {state} (auto: ")
+    # an explicit --state wins over the workload's
+    other = "twin" if state == "load" else "load"
+    args = sarsa.build_parser().parse_args(argv + ["--state", other])
+    assert sarsa._resolve_start(args)[1] == [list(e) for e in STATES[other]]
+    assert SarsaRun(state=other).state_edges(config, steps)[0] == [list(e) for e in STATES[other]]
+

@@ -116,6 +116,27 @@ def test_trace_replay(tmp_path):
         generate_workload(load_config(None, {"trace": str(bad)}), seed=0)
 
 
+def test_rate_rise_is_the_steepest_increase_within_the_horizon(tmp_path):
+    from rl_autoscaling.farm.workload import rate_rise
+
+    day = load_config("day")  # x0.3 -> x2.0 of 300 tasks/min over 240 s, then back down
+    assert rate_rise(day, 8.0) == pytest.approx((2.0 - 0.3) * 5.0 / 240 * 8, rel=0.02)
+    assert rate_rise(day, 16.0) == pytest.approx(2 * rate_rise(day, 8.0), rel=0.02)
+    # the default workload jumps from x0.3 to x1.5 between two seconds
+    assert rate_rise(load_config(None), 1.0) == pytest.approx((1.5 - 0.3) * 5.0, rel=0.02)
+    # a falling rate never counts
+    down = load_config(None, {"phase_definitions": [
+        {"name": "down", "phase_duration": 120, "pattern": "ramp", "ramp_from": 2.0,
+         "ramp_to": 0.3}]})
+    assert rate_rise(down, 8.0) == 0.0
+    # a trace: arrivals per minute; 1/s for 3 minutes, then 4/s for 3 minutes
+    trace = tmp_path / "steps.csv"
+    times = [i * 1.0 for i in range(180)] + [180 + i * 0.25 for i in range(720)]
+    trace.write_text("".join(f"{t},1.0\n" for t in times))
+    rise = rate_rise(load_config(None, {"trace": str(trace)}), 60.0)
+    assert rise == pytest.approx(3.0, abs=0.1)
+
+
 # --------------------------------------------------------------------------- profiles
 
 

@@ -214,6 +214,46 @@ def rate_profile(phase: PhaseConfig, t: np.ndarray) -> np.ndarray:
     raise ConfigError(f"unknown phase pattern {phase.pattern!r}")  # validated earlier
 
 
+#: Episodes of a generator profile :func:`rate_rise` looks at (seeds 0, 1, ...).
+RISE_SAMPLE_EPISODES = 20
+
+
+#: Seconds of a trace's arrivals behind each of its :func:`nominal_rates` (a trace has no
+#: nominal rate: its arrivals per minute stand for it, without the second-to-second noise).
+TRACE_RATE_WINDOW = 60.0
+
+
+def nominal_rates(cfg: FarmConfig) -> np.ndarray:
+    """The workload's nominal arrival rate (tasks/s) every second, phase after phase (a trace:
+    its arrivals in the last :data:`TRACE_RATE_WINDOW` seconds per second; a generator: its
+    episode seeded 0)."""
+    if cfg.trace:
+        arrivals = load_trace(cfg.trace)[:, 0]
+        per_second = np.bincount((arrivals - arrivals[0]).astype(np.int64)).astype(float)
+        width = int(min(TRACE_RATE_WINDOW, per_second.size))
+        return np.convolve(per_second, np.ones(width) / width, mode="valid")
+    cfg = episode_profile(cfg, 0)
+    parts = [rate_profile(p, np.arange(0.0, p.phase_duration, 1.0)) for p in cfg.phase_definitions]
+    rel = np.concatenate(parts) if parts else np.zeros(1)
+    return rel * cfg.base_rate / 60.0
+
+
+def rate_rise(cfg: FarmConfig, horizon: float) -> float:
+    """The largest increase of the nominal arrival rate (tasks/s) within ``horizon`` seconds
+    anywhere in the workload: how fast capacity must grow to keep up (a generator: the largest
+    over its first :data:`RISE_SAMPLE_EPISODES` episodes)."""
+    if cfg.generator is not None:
+        return max(rate_rise(episode_profile(cfg, seed), horizon)
+                   for seed in range(RISE_SAMPLE_EPISODES))
+    rates = nominal_rates(cfg)
+    lag = max(1, int(round(horizon)))
+    if rates.size <= lag:
+        return float(max(0.0, rates.max() - rates[0]))
+    # the peak over each window of `lag` seconds after t, minus the rate at t
+    ahead = np.lib.stride_tricks.sliding_window_view(rates[1:], lag).max(axis=1)
+    return float(max(0.0, (ahead - rates[:ahead.size]).max()))
+
+
 def window_counts(
     rng: np.random.Generator, target: int, weights: np.ndarray
 ) -> np.ndarray:

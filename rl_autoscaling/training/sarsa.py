@@ -106,7 +106,10 @@ def _resolve_start(args: argparse.Namespace, log: logging.Logger | None = None
         if args.resume_reset_hyperparams or args.resume_reset_epsilon:
             raise ValueError("--resume-reset-hyperparams/--resume-reset-epsilon need "
                              "--resume-model")
-        edges, bins = run.state_edges()
+        edges, bins = run.state_edges(args.config, args.step_duration)
+        if run.bins is None:
+            name, why = run.resolved_state(args.config, args.step_duration)
+            print(f"state: {name} ({'auto: ' if run.state == 'auto' else ''}{why})", flush=True)
         return cli_hp, edges, bins, None
     resumed = SarsaLambdaLearner.load(args.resume_model)
     hp = cli_hp if args.resume_reset_hyperparams else resumed.hp

@@ -291,6 +291,25 @@ class SarsaHyperparams:
 
 #: The named states of ``--state`` (SarsaRun.state).
 STATES: dict[str, tuple[tuple[float, ...], ...]] = {"twin": TWIN_EDGES, "load": TWIN_EDGES_LOAD}
+#: The load a worker count meeting the SLO runs at (the middle of :data:`LOAD_EDGES`' fine bins).
+FOLLOW_LOAD = 0.7
+
+
+def auto_state(config: Optional[str] = None, step_duration: float = 8.0) -> tuple[str, str]:
+    """The state ``--state auto`` picks for the workload ``config`` (None: the packaged
+    default) and why (docs/algorithms.md#sarsalambda): ``load`` when the farm can follow the
+    workload, i.e. its steepest rise over one step needs at most the one worker per step the
+    env can add (at :data:`FOLLOW_LOAD`); otherwise ``twin``, the best fixed count with queue
+    reactions, since a load-following table is late wherever the rate jumps (measured: on the
+    default workload ``load`` is 1.08-1.11x the static frontier, ``twin`` 1.015x; on the
+    compressed day ``load`` 0.84x, ``twin`` 1.00x)."""
+    from ...config import load_config
+    from ...farm.workload import rate_rise
+
+    need = rate_rise(load_config(config), step_duration) / (SERVICE_RATE * FOLLOW_LOAD)
+    name = "load" if need <= 1.0 else "twin"
+    return name, (f"the workload's steepest rise needs {need:.2f} workers per {step_duration:g}-s "
+                  f"step, {'within' if name == 'load' else 'beyond'} the 1 the farm can add")
 
 
 @dataclass(frozen=True)
@@ -306,11 +325,12 @@ class SarsaRun:
     eval_episodes: int = setting(100, "greedy episodes per checkpoint evaluation; 0 = none",
                                  seed=3, ge=0)
     state: str = setting(
-        "twin", "state without --bins: twin = worker queue x worker count (TWIN_EDGES: best "
-                "on steady workloads); load = phases left x worker queue x load relative to "
-                "capacity (TWIN_EDGES_LOAD: follows traffic that varies over minutes, e.g. "
-                "--config day with --episodes 4000 --checkpoint-every 250)",
-        choices=tuple(STATES))
+        "auto", "state without --bins: twin = worker queue x worker count (TWIN_EDGES: the best "
+                "fixed count, for workloads whose rate jumps); load = phases left x worker "
+                "queue x load relative to capacity (TWIN_EDGES_LOAD: follows traffic that "
+                "varies over minutes, e.g. --config day); auto = load when the farm can "
+                "follow the workload's steepest rise at +1 worker per step, else twin",
+        choices=("auto", *STATES))
     bins: Optional[tuple[int, ...]] = setting(
         None, "bins per observation dimension (none: the edges of --state; "
               "4 7 1 1 8 8 1 5 6: the seed's, with its explicit edges; other values: "
@@ -330,10 +350,19 @@ class SarsaRun:
         checkpoints."""
         return math.gcd(self.episodes, self.checkpoint_every or self.episodes, 100)
 
-    def state_edges(self) -> tuple[list[list[float]] | None, tuple[int, ...]]:
-        """(explicit edges or None, bins) of the discretiser these settings choose."""
+    def resolved_state(self, config: Optional[str] = None,
+                       step_duration: float = 8.0) -> tuple[str, str]:
+        """The named state for the workload ``config`` and why (``auto``: :func:`auto_state`)."""
+        if self.state == "auto":
+            return auto_state(config, step_duration)
+        return self.state, "chosen"
+
+    def state_edges(self, config: Optional[str] = None, step_duration: float = 8.0
+                    ) -> tuple[list[list[float]] | None, tuple[int, ...]]:
+        """(explicit edges or None, bins) of the discretiser these settings choose for the
+        workload ``config`` (None: the packaged default)."""
         if self.bins is None:
-            edges = STATES[self.state]
+            edges = STATES[self.resolved_state(config, step_duration)[0]]
             return [list(e) for e in edges], tuple(len(e) + 1 for e in edges)
         return None, tuple(int(b) for b in self.bins)
 
@@ -630,6 +659,7 @@ def load_model(path: str | Path, seed: int | None = None) -> SarsaLambdaLearner:
 
 __all__ = [
     "ACTION_SIZE", "DEFAULT_BINS", "DEFAULT_EDGES", "DERIVED", "Discretiser", "EpisodeResult",
+    "FOLLOW_LOAD", "auto_state",
     "LOAD_EDGES", "MODEL_FORMAT", "OBS_SIZE", "SERVICE_RATE", "SarsaHyperparams",
     "SarsaLambdaLearner", "TREND_STEPS", "TWIN_EDGES", "TWIN_EDGES_LOAD", "TWIN_EDGES_RATE",
     "equal_width_edges",
