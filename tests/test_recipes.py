@@ -142,3 +142,32 @@ def test_auto_state_follows_the_load_only_where_the_farm_can(config, steps, stat
     assert sarsa._resolve_start(args)[1] == [list(e) for e in STATES[other]]
     assert SarsaRun(state=other).state_edges(config, steps)[0] == [list(e) for e in STATES[other]]
 
+
+
+def test_tune_trials_resolve_the_auto_state_for_their_own_workload():
+    """The Tune recipe carries the named state, and each trial's algorithm resolves it for the
+    workload of its env_config (a spec that trains on the day gets the load-aware table)."""
+    from rl_autoscaling.algorithms.sarsa.tabular import STATES
+    from rl_autoscaling.service.tune import algorithm_config, load_experiment
+
+    spec = load_experiment("sarsa", overrides={"env_config.config": "day"})
+    assert spec.training["state"] == "auto" and "edges" not in spec.training
+    built = []
+    for workload, state in (("day", "load"), (None, "twin")):
+        env = {**spec.env_config, "config": workload, "max_steps": 4}
+        params = {"env_config": env, "training": dict(spec.training), "seed": 1,
+                  "evaluation": {}, "resources": {}}
+        algo = algorithm_config("sarsa", params).build_algo()
+        built.append(algo)
+        assert algo.learner.discretiser.edges == STATES[state]
+    for algo in built:
+        algo.stop()
+    # explicit edges in a spec win over the recipe's state
+    spec = load_experiment("sarsa", overrides={"training.edges": [[0.5], [], [], [], [],
+                                                                  [], [], [], []]})
+    params = {"env_config": {**spec.env_config, "max_steps": 4},
+              "training": dict(spec.training), "seed": 1, "evaluation": {}, "resources": {}}
+    config = algorithm_config("sarsa", params)
+    assert config.state is None and config.edges[0] == [0.5]
+    # the seed recipe keeps the seed's bins
+    assert load_experiment("sarsa", "seed").training["bins"] == list(DEFAULT_BINS)

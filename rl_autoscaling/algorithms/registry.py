@@ -105,10 +105,10 @@ def _sarsa_policy() -> type:
 
 
 def _sarsa_extras(run: SarsaRun) -> dict[str, Any]:
-    """The state (bins, edges) and episodes per ``train()`` call of the trainer settings."""
-    edges, bins = run.state_edges()
-    return {"bins": list(bins), "edges": edges,
-            "episodes_per_iteration": run.episodes_per_iteration()}
+    """The state and episodes per ``train()`` call of the trainer settings: a named state
+    (resolved for each trial's workload when its algorithm is built), or the bins."""
+    state = {"state": run.state} if run.bins is None else {"bins": list(run.bins), "edges": None}
+    return {**state, "episodes_per_iteration": run.episodes_per_iteration()}
 
 
 def _sarsa_keys() -> set[str]:

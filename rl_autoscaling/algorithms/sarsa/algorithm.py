@@ -82,6 +82,7 @@ from .tabular import (  # noqa: F401  (re-exported: the tabular core)
     ACTION_SIZE,
     DEFAULT_BINS,
     DEFAULT_EDGES,
+    STATES,
     Discretiser,
     EpisodeResult,
     SarsaHyperparams,
@@ -107,6 +108,9 @@ class SarsaLambdaConfig(AlgorithmConfig):
         # SARSA(lambda) settings: the twin recipe, from their one owner.
         for name, value in recipe_values(SarsaHyperparams).items():
             setattr(self, name, value)
+        # the named state (SarsaRun.state), resolved for the env's workload at setup; these
+        # edges and bins are the packaged default workload's (explicit ones replace the state)
+        self.state: Optional[str] = SarsaRun().state
         self.edges, self.bins = SarsaRun().state_edges()
         self.episodes_per_iteration = 1
         # One process: the env and the Q-table live inside the algorithm.
@@ -136,6 +140,7 @@ class SarsaLambdaConfig(AlgorithmConfig):
         explore_start_max: int = NotProvided,
         bins: Sequence[int] = NotProvided,
         edges: Optional[Sequence[Sequence[float]]] = NotProvided,
+        state: Optional[str] = NotProvided,
         episodes_per_iteration: int = NotProvided,
         **kwargs,
     ) -> Self:
@@ -155,6 +160,9 @@ class SarsaLambdaConfig(AlgorithmConfig):
             bins: nine bin counts; the default bins use the documented explicit edges, any other
                 bins equal-width bins between the env's observation bounds.
             edges: explicit per-dimension edges (overrides ``bins``), or None.
+            state: a named state of ``train_sarsa --state`` (``auto``, ``twin``, ``load``),
+                resolved for the env's workload when the algorithm is built; ``bins`` or
+                ``edges`` given with it (or later) win.
             episodes_per_iteration: training episodes per ``train()`` call.
 
         Returns:
@@ -172,6 +180,12 @@ class SarsaLambdaConfig(AlgorithmConfig):
                             ("episodes_per_iteration", episodes_per_iteration)):
             if value is not NotProvided:
                 setattr(self, name, value)
+        if state is not NotProvided:
+            self.state = state
+            if state is not None:
+                self.edges, self.bins = SarsaRun(state=state).state_edges()
+        if bins is not NotProvided or edges is not NotProvided:
+            self.state = None
         if bins is not NotProvided:
             self.bins = tuple(int(b) for b in bins)
             if edges is NotProvided:  # bins alone replace the default explicit edges
@@ -191,6 +205,9 @@ class SarsaLambdaConfig(AlgorithmConfig):
         super().validate()
         try:
             self.hyperparams.validate()
+            if self.state is not None and self.state not in ("auto", *STATES):
+                raise ValueError(f"state must be one of auto, {', '.join(STATES)}; "
+                                 f"got {self.state!r}")
             if self.edges is None:
                 Discretiser.from_bins(self.bins)
             else:
@@ -249,6 +266,11 @@ class SarsaLambda(Algorithm):
                       kwargs=dict(algorithm=self, metrics_logger=self.metrics))
 
     def _discretiser(self, space) -> Discretiser:
+        if self.config.state is not None:
+            env = self.config.env_config
+            edges, _ = SarsaRun(state=self.config.state).state_edges(
+                env.get("config"), float(env.get("step_duration", 8.0)))
+            return Discretiser(edges)
         if self.config.edges is not None:
             return Discretiser(self.config.edges)
         return Discretiser.from_bins(self.config.bins, space.low, space.high)
