@@ -79,6 +79,20 @@ def test_training_wrapper_scales_observations_clips_rewards_and_records_raw_trac
     assert wrapped.pop_finished() == []
 
 
+def test_training_wrapper_scales_rewards_after_the_clip():
+    from rl_autoscaling.algorithms.dqn.training_env import DqnTrainingEnv, dqn_env_creator
+
+    raw, wrapped = _env(), DqnTrainingEnv(_env(), reward_clip=1.0, reward_scale=10.0)
+    raw.reset(seed=4)
+    wrapped.reset(seed=4)
+    for _ in range(5):
+        r_raw = raw.step(0)[1]
+        r = wrapped.step(0)[1]
+        assert r == pytest.approx(10.0 * np.clip(r_raw, -1.0, 1.0))
+    env = dqn_env_creator({"reward_scale": 25.0, "max_steps": 5})
+    assert (env.reward_scale, env.reward_clip) == (25.0, 100.0)
+
+
 def test_epsilon_schedule_is_the_per_episode_decay():
     from ray.rllib.utils.schedules.scheduler import Scheduler
 
