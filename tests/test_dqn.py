@@ -330,3 +330,14 @@ def test_training_is_reproducible_for_a_seed(ray_local):
             built.stop()
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0)
+
+
+def test_tune_kpis_read_the_slo_past_the_dqn_wrapper_keys():
+    from types import SimpleNamespace
+
+    from rl_autoscaling.algorithms.dqn.config import DqnHyperparams, dqn_config
+    from rl_autoscaling.service.kpis import _target_qos
+
+    config = dqn_config(DqnHyperparams(reward_scale=5.0), {"max_steps": 30})
+    assert config.env_config["reward_scale"] == 5.0
+    assert _target_qos(SimpleNamespace(config=config)) == pytest.approx(0.99)

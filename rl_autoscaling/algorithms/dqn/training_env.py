@@ -16,6 +16,8 @@ from .model import ObservationScaler
 from .schedule import epsilon_at
 
 DQN_ENV_NAME = "OpenFaaSAutoscaling-v0-dqn"
+#: env_config keys the DQN training env consumes (with their defaults); the farm env never sees them
+WRAPPER_KEYS = {"reward_clip": 100.0, "reward_scale": 1.0}
 
 
 class DqnTrainingEnv(gym.Wrapper):
@@ -67,7 +69,7 @@ def dqn_env_creator(env_config: Mapping[str, Any] | None = None) -> DqnTrainingE
     The extra keys ``reward_clip`` (default 100; ``None`` = no clipping) and ``reward_scale``
     (default 1) are consumed here.
     """
-    own = {"reward_clip": 100.0, "reward_scale": 1.0}
+    own = dict(WRAPPER_KEYS)
     if env_config is not None and any(key in env_config for key in own):
         env_config = env_config.copy()  # an EnvContext stays one (worker_index, vector_index)
         own = {key: env_config.pop(key, default) for key, default in own.items()}
