@@ -37,7 +37,12 @@ def test_n_step_returns_span_fragment_cuts_and_stop_at_the_episode_end():
     buf.add(_chunk(0, 4, terminated=False, id_="a"))
     # steps 2 and 3 wait for the episode's next chunk (their 3-step windows reach past it)
     np.testing.assert_array_equal(buf.get_state()["rows"][Columns.OBS][:, 0], [0, 1])
-    buf.add([_chunk(0, 2, terminated=False, id_="b"), _chunk(4, 2, terminated=True, id_="a")])
+    restored = FlatEpisodeReplayBuffer(capacity=100, seed=0, n_step=3, gamma=gamma)
+    restored.set_state(buf.get_state())  # a checkpoint keeps the waiting steps too
+    for b in (buf, restored):
+        b.add([_chunk(0, 2, terminated=False, id_="b"), _chunk(4, 2, terminated=True, id_="a")])
+    np.testing.assert_array_equal(restored.get_state()["rows"][Columns.REWARDS],
+                                  buf.get_state()["rows"][Columns.REWARDS])
     rows = buf.get_state()["rows"]
     order = np.argsort(rows[Columns.OBS][:, 0], kind="stable")
     rows = {k: v[order] for k, v in rows.items()}
