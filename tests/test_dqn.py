@@ -79,6 +79,20 @@ def test_training_wrapper_scales_observations_clips_rewards_and_records_raw_trac
     assert wrapped.pop_finished() == []
 
 
+def test_training_wrapper_scales_rewards_after_the_clip():
+    from rl_autoscaling.algorithms.dqn.training_env import DqnTrainingEnv, dqn_env_creator
+
+    raw, wrapped = _env(), DqnTrainingEnv(_env(), reward_clip=1.0, reward_scale=10.0)
+    raw.reset(seed=4)
+    wrapped.reset(seed=4)
+    for _ in range(5):
+        r_raw = raw.step(0)[1]
+        r = wrapped.step(0)[1]
+        assert r == pytest.approx(10.0 * np.clip(r_raw, -1.0, 1.0))
+    env = dqn_env_creator({"reward_scale": 25.0, "max_steps": 5})
+    assert (env.reward_scale, env.reward_clip) == (25.0, 100.0)
+
+
 def test_epsilon_schedule_is_the_per_episode_decay():
     from ray.rllib.utils.schedules.scheduler import Scheduler
 
@@ -316,3 +330,14 @@ def test_training_is_reproducible_for_a_seed(ray_local):
             built.stop()
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0)
+
+
+def test_tune_kpis_read_the_slo_past_the_dqn_wrapper_keys():
+    from types import SimpleNamespace
+
+    from rl_autoscaling.algorithms.dqn.config import DqnHyperparams, dqn_config
+    from rl_autoscaling.service.kpis import _target_qos
+
+    config = dqn_config(DqnHyperparams(reward_scale=5.0), {"max_steps": 30})
+    assert config.env_config["reward_scale"] == 5.0
+    assert _target_qos(SimpleNamespace(config=config)) == pytest.approx(0.99)

@@ -9,9 +9,9 @@ from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from rl_autoscaling.algorithms.dqn.replay import FlatEpisodeReplayBuffer
 
 
-def _chunk(start: int, n: int, terminated: bool) -> SingleAgentEpisode:
+def _chunk(start: int, n: int, terminated: bool, id_: str | None = None) -> SingleAgentEpisode:
     """An episode chunk of n steps: observation t is [t, -t], action t % 3, reward 10 t."""
-    ep = SingleAgentEpisode(observations=[np.array([start, -start], np.float32)])
+    ep = SingleAgentEpisode(id_=id_, observations=[np.array([start, -start], np.float32)])
     for t in range(start, start + n):
         ep.add_env_step(np.array([t + 1, -(t + 1)], np.float32), t % 3, 10.0 * t,
                         terminated=terminated and t == start + n - 1)
@@ -29,6 +29,43 @@ def test_each_env_step_becomes_one_transition_and_only_a_real_end_is_terminal():
     np.testing.assert_array_equal(rows[Columns.REWARDS], [0, 10, 20, 30, 40])
     # the fragment cut after step 2 bootstraps; only the episode's terminal step does not
     np.testing.assert_array_equal(rows[Columns.TERMINATEDS], [0, 0, 0, 0, 1])
+
+
+def test_n_step_returns_span_fragment_cuts_and_stop_at_the_episode_end():
+    gamma = 0.5
+    buf = FlatEpisodeReplayBuffer(capacity=100, seed=0, n_step=3, gamma=gamma)
+    buf.add(_chunk(0, 4, terminated=False, id_="a"))
+    # steps 2 and 3 wait for the episode's next chunk (their 3-step windows reach past it)
+    np.testing.assert_array_equal(buf.get_state()["rows"][Columns.OBS][:, 0], [0, 1])
+    restored = FlatEpisodeReplayBuffer(capacity=100, seed=0, n_step=3, gamma=gamma)
+    restored.set_state(buf.get_state())  # a checkpoint keeps the waiting steps too
+    for b in (buf, restored):
+        b.add([_chunk(0, 2, terminated=False, id_="b"), _chunk(4, 2, terminated=True, id_="a")])
+    np.testing.assert_array_equal(restored.get_state()["rows"][Columns.REWARDS],
+                                  buf.get_state()["rows"][Columns.REWARDS])
+    rows = buf.get_state()["rows"]
+    order = np.argsort(rows[Columns.OBS][:, 0], kind="stable")
+    rows = {k: v[order] for k, v in rows.items()}
+    # episode "a" (steps 0-5, terminated) and nothing of "b" yet (2 steps, still running)
+    np.testing.assert_array_equal(rows[Columns.OBS][:, 0], [0, 1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(rows["n_step"], [3, 3, 3, 3, 2, 1])
+    np.testing.assert_array_equal(rows[Columns.NEXT_OBS][:, 0], [3, 4, 5, 6, 6, 6])
+    expected = [sum(gamma ** i * 10.0 * (t + i) for i in range(k))
+                for t, k in zip(range(6), [3, 3, 3, 3, 2, 1])]
+    np.testing.assert_allclose(rows[Columns.REWARDS], expected)
+    np.testing.assert_array_equal(rows[Columns.TERMINATEDS], [0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(rows[Columns.ACTIONS], [0, 1, 2, 0, 1, 2])
+    assert set(buf.sample_columns(64)["n_step"]) <= {1.0, 2.0, 3.0}
+    # a time-limit end (truncated) shortens the last windows but bootstraps them
+    trunc = FlatEpisodeReplayBuffer(capacity=100, seed=0, n_step=3, gamma=gamma)
+    ep = _chunk(0, 3, terminated=False, id_="c")
+    ep.is_truncated = True
+    trunc.add(ep)
+    rows = trunc.get_state()["rows"]
+    np.testing.assert_array_equal(rows["n_step"], [3, 2, 1])
+    np.testing.assert_array_equal(rows[Columns.TERMINATEDS], [0, 0, 0])
+    with pytest.raises(ValueError, match="n_step"):
+        FlatEpisodeReplayBuffer(capacity=10, n_step=0)
 
 
 def test_the_oldest_transitions_are_evicted_first():

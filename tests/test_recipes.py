@@ -29,7 +29,8 @@ ORIGINAL_DQN = {"episodes": 120, "gamma": 0.97, "learning_rate": 3e-4, "epsilon_
                 "epsilon_decay": 0.98, "batch_size": 64, "replay_capacity": 75000,
                 "target_update": 600, "target_tau": 0.01, "warmup_steps": 400,
                 "max_grad_norm": 3.0, "hidden_layers": [128, 64], "checkpoint_every": 10,
-                "eval_episodes": 5, "seed": 42}
+                "eval_episodes": 5, "seed": 42, "n_step": 1, "reward_clip": 100.0,
+                "reward_scale": 1.0}
 
 
 def _parsed(module, argv):

@@ -111,11 +111,12 @@ def _mean_workers(evaluation: Mapping[str, Any]) -> float | None:
 def _target_qos(algorithm) -> float:
     cached = getattr(algorithm, "_farm_target_qos", None)
     if cached is None:
+        from ..algorithms.dqn.training_env import WRAPPER_KEYS
         from ..env import OpenFaaSAutoscalingEnv
 
-        # the farm's keys only (DQN's training env adds ``reward_clip``)
+        # the farm's keys only (DQN's training env adds ``reward_clip`` and ``reward_scale``)
         env_config = {k: v for k, v in dict(algorithm.config.env_config or {}).items()
-                      if k != "reward_clip"}
+                      if k not in WRAPPER_KEYS}
         cached = OpenFaaSAutoscalingEnv.farm_config_of(env_config).reward.slo_cost.qos_target
         algorithm._farm_target_qos = cached
     return float(cached)

@@ -13,7 +13,8 @@ Double DQN, Huber, Adam lr     ``double_q=True``, ``td_error_loss_fn="huber"``, 
                                (Adam is RLlib's torch default; eps 1e-8 like torch's)
 gradient-norm clip             ``grad_clip=max_grad_norm``, ``grad_clip_by="global_norm"``
 uniform replay                 ``FlatEpisodeReplayBuffer`` (``replay.py``: RLlib's uniform
-                               ``EpisodeReplayBuffer`` semantics, ``n_step=1``, transitions kept
+                               ``EpisodeReplayBuffer`` semantics, ``n_step`` returns (the
+                               learner bootstraps with gamma^k per transition), transitions kept
                                in NumPy arrays and a seeded sampling RNG; RLlib's own slices an
                                episode per sampled step and leaves its RNG unseeded),
                                ``capacity`` in env steps; ``FarmDQN.training_step`` feeds its
@@ -39,8 +40,8 @@ checkpointed replay buffer     ``store_buffer_in_checkpoints = checkpoint_replay
                                ``FarmDQN`` (the algorithm class) puts the buffer and its RNG in
                                the checkpoint state (RLlib does so on its old stack only), so
                                a restored run continues learning from the same transitions
-rewards clipped to +-100       ``DqnTrainingEnv`` (env wrapper, training only; RLlib's
-                               ``clip_rewards`` is old-API-stack only)
+rewards clipped to +-100,      ``DqnTrainingEnv`` (env wrapper, training only; RLlib's
+then scaled by reward_scale    ``clip_rewards`` is old-API-stack only)
 observations scaled to [0, 1]  ``DqnTrainingEnv`` with ``ObservationScaler`` (clip to the env
                                bounds, then scale); the same scaler is stored in every ``.pt``
                                and used by ``DqnPolicy`` and the RLlib-checkpoint tester
@@ -109,6 +110,9 @@ class DqnHyperparams:
     hidden_layers: Sequence[int] = setting((128, 64), "MLP hidden layer sizes", ge=1)
     reward_clip: float = setting(100.0, "stored rewards clipped to [-reward_clip, reward_clip]",
                                  gt=0)
+    reward_scale: float = setting(1.0, "stored rewards multiplied by this after the clip",
+                                  gt=0)
+    n_step: int = setting(1, "n-step returns: steps summed before the target bootstraps", ge=1)
     # scale-out (replay ratio = updates_per_step * batch_size replayed per sampled env step)
     updates_per_step: float = setting(1.0, "gradient updates per sampled env step", gt=0)
     rollout_fragment_length: int = setting(30, "env steps per env copy per training step",
@@ -200,7 +204,8 @@ def dqn_config(hp: DqnHyperparams, env_config: Mapping[str, Any], *,
                                 steps_per_episode)
     return (
         DQNConfig(algo_class=FarmDQN)
-        .environment(env_name, env_config={**dict(env_config), "reward_clip": hp.reward_clip})
+        .environment(env_name, env_config={**dict(env_config), "reward_clip": hp.reward_clip,
+                                           "reward_scale": hp.reward_scale})
         .framework("torch")
         .env_runners(num_env_runners=int(hp.num_env_runners),
                      num_envs_per_env_runner=int(hp.num_envs_per_env_runner),
@@ -220,14 +225,15 @@ def dqn_config(hp: DqnHyperparams, env_config: Mapping[str, Any], *,
             num_epochs=1,
             replay_buffer_config={"type": f"{FlatEpisodeReplayBuffer.__module__}."
                                           "FlatEpisodeReplayBuffer",
-                                  "capacity": int(hp.replay_capacity), "seed": seed},
+                                  "capacity": int(hp.replay_capacity), "seed": seed,
+                                  "n_step": int(hp.n_step), "gamma": hp.gamma},
             num_steps_sampled_before_learning_starts=int(hp.warmup_steps),
             training_intensity=None,  # one sample round + one learner call per training_step
             target_network_update_freq=int(hp.target_update),
             tau=hp.target_tau,
             double_q=True,
             dueling=False,
-            n_step=1,
+            n_step=int(hp.n_step),
             num_atoms=1,
             noisy=False,
             td_error_loss_fn="huber",

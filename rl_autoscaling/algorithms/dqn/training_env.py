@@ -16,22 +16,28 @@ from .model import ObservationScaler
 from .schedule import epsilon_at
 
 DQN_ENV_NAME = "OpenFaaSAutoscaling-v0-dqn"
+#: env_config keys the DQN training env consumes (with their defaults); the farm env never sees them
+WRAPPER_KEYS = {"reward_clip": 100.0, "reward_scale": 1.0}
 
 
 class DqnTrainingEnv(gym.Wrapper):
-    """The env as the DQN learner sees it: scaled observations and clipped rewards.
+    """The env as the DQN learner sees it: scaled observations, and rewards clipped to
+    ``[-reward_clip, reward_clip]`` then multiplied by ``reward_scale`` (the clip applies to the
+    env's own reward, so a scale never changes which rewards it cuts).
 
     It also records each episode's ``EpisodeTrace`` from the *raw* observations, rewards and
     ``info`` (so training metrics are the env's own numbers); finished traces accumulate in
     ``finished`` for the driver to collect.
     """
 
-    def __init__(self, env: gym.Env, reward_clip: float | None = 100.0) -> None:
+    def __init__(self, env: gym.Env, reward_clip: float | None = 100.0,
+                 reward_scale: float = 1.0) -> None:
         super().__init__(env)
         self.scaler = ObservationScaler.from_space(env.observation_space)
         self.observation_space = gym.spaces.Box(0.0, 1.0, env.observation_space.shape,
                                                 dtype=np.float32)
         self.reward_clip = reward_clip
+        self.reward_scale = float(reward_scale)
         self.trace: EpisodeTrace | None = None
         self.finished: list[EpisodeTrace] = []
 
@@ -49,6 +55,7 @@ class DqnTrainingEnv(gym.Wrapper):
                 self.trace = None
         if self.reward_clip is not None:
             reward = float(np.clip(reward, -self.reward_clip, self.reward_clip))
+        reward = float(reward) * self.reward_scale
         return self.scaler(obs), reward, terminated, truncated, info
 
     def pop_finished(self) -> list[EpisodeTrace]:
@@ -59,13 +66,14 @@ class DqnTrainingEnv(gym.Wrapper):
 def dqn_env_creator(env_config: Mapping[str, Any] | None = None) -> DqnTrainingEnv:
     """Ray env creator: the farm env (``env_config`` as for ``env_creator``) wrapped for DQN.
 
-    The extra key ``reward_clip`` (default 100; ``None`` = no clipping) is consumed here.
+    The extra keys ``reward_clip`` (default 100; ``None`` = no clipping) and ``reward_scale``
+    (default 1) are consumed here.
     """
-    clip = dict(env_config or {}).get("reward_clip", 100.0)
-    if env_config is not None and "reward_clip" in env_config:
+    own = dict(WRAPPER_KEYS)
+    if env_config is not None and any(key in env_config for key in own):
         env_config = env_config.copy()  # an EnvContext stays one (worker_index, vector_index)
-        env_config.pop("reward_clip")
-    return DqnTrainingEnv(env_creator(env_config), reward_clip=clip)
+        own = {key: env_config.pop(key, default) for key, default in own.items()}
+    return DqnTrainingEnv(env_creator(env_config), **own)
 
 
 def register_dqn_env(name: str = DQN_ENV_NAME) -> str:
