@@ -71,6 +71,19 @@ def test_frontier_interpolation():
     assert math.isnan(frontier_workers_at(pts, 0.999))
 
 
+def test_the_frontier_at_a_tied_qos_ceiling_is_its_cheapest_count():
+    # Static 22..32 all complete every task in time: the ceiling needs 22 workers, not any
+    # of 22..32, and just below it the frontier runs from 21 towards 22
+    ceiling = [PolicyStats(0.99917, float(w), 0, 1) for w in range(32, 21, -1)]
+    pts = [PolicyStats(0.99, 16.0, 0, 1), PolicyStats(0.9991, 21.0, 0, 1), *ceiling]
+    assert frontier_workers_at(pts, 0.99917) == 22.0
+    assert frontier_workers_at(pts, 0.99915) == pytest.approx(21.0 + 5 / 7, rel=1e-6)
+    assert frontier_workers_at(pts, 0.9991) == 21.0
+    # a dearer point with a lower QoS is as dear as the cheapest one above it
+    pts = [PolicyStats(0.98, 18.0, 0, 1), PolicyStats(0.99, 16.0, 0, 1)]
+    assert frontier_workers_at(pts, 0.98) == 16.0
+
+
 def test_calibration_seeds_are_disjoint_from_training_and_evaluation():
     seeds = calibration_seeds(50)
     assert min(seeds) == CALIBRATION_SEED_BASE and len(set(seeds)) == 50

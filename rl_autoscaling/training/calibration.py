@@ -116,9 +116,13 @@ def frontier_workers_at(points: Sequence[PolicyStats], qos: float) -> float:
     between neighbouring points of the (QoS-sorted, monotone) frontier; NaN above its best
     QoS, its smallest worker count below its lowest QoS."""
     pts = sorted(points, key=lambda p: (p.final_qos, p.mean_workers))
-    # Keep the cheapest point per QoS level and make workers non-decreasing in QoS.
-    q = np.array([p.final_qos for p in pts])
-    w = np.minimum.accumulate(np.array([p.mean_workers for p in pts])[::-1])[::-1]
+    # Workers non-decreasing in QoS (a point is only as dear as the cheapest one at least as
+    # good), then one point per QoS level, the cheapest: many counts tie at the QoS ceiling,
+    # and interpolating over tied levels gave any of their worker counts.
+    q_all = np.array([p.final_qos for p in pts])
+    w_all = np.minimum.accumulate(np.array([p.mean_workers for p in pts])[::-1])[::-1]
+    q, first = np.unique(q_all, return_index=True)
+    w = w_all[first]
     if qos > q[-1] + 1e-12:
         return float("nan")
     if qos <= q[0]:
