@@ -63,7 +63,8 @@ class AlgorithmDescription:
         run = recipe_instance(self.run_settings, recipe)
         training = self.recipe_training(recipe)
         per = self.episodes_per_iteration(training)
-        every = max(1, run.checkpoint_every // per) if run.checkpoint_every else 0
+        episodes = run.checkpoint_interval(int(env["max_steps"]))
+        every = max(1, episodes // per) if episodes else 0
         return {"stop": {"training_iteration": max(1, run.episodes // per)},
                 "checkpoint": {"frequency": every},
                 "evaluation": {"interval": every, "duration": run.eval_episodes},

@@ -287,7 +287,8 @@ def train(args: argparse.Namespace) -> int:
     from ..env import OpenFaaSAutoscalingEnv
 
     env_config = env_config_from_args(args)
-    run_settings_of(DqnRun, args)  # refuse out-of-bound --episodes etc. before anything runs
+    run_settings = run_settings_of(DqnRun, args)  # refuse bad --episodes etc. before running
+    checkpoint_every = run_settings.checkpoint_interval(int(env_config["max_steps"]))
     hp, resumed = hyperparams_of(args)
     OpenFaaSAutoscalingEnv.from_env_config(env_config).close()  # fail fast on bad env flags
 
@@ -309,7 +310,8 @@ def train(args: argparse.Namespace) -> int:
             trainer = DqnTrainer(args, env_config, hp, resumed, log)
             log.info("Command: %s", " ".join(sys.argv))
             log.info("Environment: %s", env_config)
-            log.info("Hyperparameters: %s; seed %d", hp.to_dict(), args.seed)
+            log.info("Hyperparameters: %s; seed %d; checkpoints every %d episodes",
+                     hp.to_dict(), args.seed, checkpoint_every)
             from ..algorithms.dqn.policy import DqnPolicy
 
             slo = slo_of(env_config)
@@ -317,7 +319,7 @@ def train(args: argparse.Namespace) -> int:
                 run, log, episodes=args.episodes, train_episode=trainer.train_episode,
                 save_model=trainer.save_model,
                 evaluate=trainer.evaluate if args.eval_episodes > 0 else None,
-                slo=slo, checkpoint_every=args.checkpoint_every, model_suffix=".pt",
+                slo=slo, checkpoint_every=checkpoint_every, model_suffix=".pt",
                 choose_best=best_chooser(
                     run.root, run.model_path("best", ".pt"), env_config, slo, DqnPolicy.load,
                     algo=ALGO, settings={"recipe": args.recipe, "hyperparams": hp.to_dict(),

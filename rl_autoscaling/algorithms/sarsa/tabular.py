@@ -344,6 +344,10 @@ class SarsaRun:
         construction); returns self. ``bins`` is checked by :class:`Discretiser`."""
         return check_bounds(self)
 
+    def checkpoint_interval(self, max_steps: int) -> int:
+        """Episodes between checkpoints (the same for any episode length)."""
+        return int(self.checkpoint_every)
+
     def episodes_per_iteration(self) -> int:
         """Training episodes per ``train()`` call: RLlib's per-iteration overhead (~50 ms)
         dwarfs a twin episode (~4 ms), so batches of up to 100 that divide the run and its
