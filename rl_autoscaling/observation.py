@@ -6,12 +6,14 @@ any farm (see ``docs/env.md``): the phase index runs to the number of phases - 1
 queue to the episode's task count, the worker count between the env's minimum and maximum,
 and, given the workload's peak arrival rate, the arrival rate to :data:`RATE_HEADROOM` x that
 peak and the worker queue to :data:`QUEUE_SECONDS` of arrivals at that rate (without it: the
-seed's fixed 12 tasks/s and 800 tasks, :data:`DEFAULT_HIGH`).
+seed's fixed 12 tasks/s and 800 tasks, :data:`DEFAULT_HIGH`). :func:`load_of` derives the load
+from an observation (the SARSA load-aware state and the DQN's ``load_input``).
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Sequence
 
 import numpy as np
 
@@ -71,5 +73,15 @@ def bounds(n_phases: int, expected_tasks: int, min_workers: int, max_workers: in
 #: arrival rate to 12 tasks/s): the equal-width edges of ``--bins`` and old model files.
 DEFAULT_LOW, DEFAULT_HIGH = (tuple(float(x) for x in a) for a in bounds(4, 1140, 1, 32))
 
+#: Tasks per second one worker serves (1 / the mean processing time, 1.47 s: docs/farm.md).
+SERVICE_RATE = 0.68
+
+
+def load_of(obs: Sequence[float]) -> float:
+    """Arrival rate / (workers x :data:`SERVICE_RATE`): the share of the observed workers'
+    capacity the arrivals need (> 1: the queue grows)."""
+    return float(obs[Obs.ARRIVAL_RATE]) / (max(1.0, float(obs[Obs.WORKERS])) * SERVICE_RATE)
+
+
 __all__ = ["DEFAULT_HIGH", "DEFAULT_LOW", "OBS_NAMES", "OBS_SIZE", "Obs", "QUEUE_SECONDS",
-           "RATE_HEADROOM", "bounds"]
+           "RATE_HEADROOM", "SERVICE_RATE", "bounds", "load_of"]

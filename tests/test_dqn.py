@@ -162,6 +162,102 @@ def test_pt_inference_does_not_import_ray(tmp_path):
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)
 
 
+def test_load_input_appends_the_clipped_scaled_load_to_the_scaled_observation():
+    from rl_autoscaling.observation import SERVICE_RATE, Obs, load_of
+
+    space = _env().observation_space
+    plain, scaler = ObservationScaler.from_space(space), ObservationScaler.from_space(
+        space, ("load",))
+    assert (plain.size, scaler.size) == (9, 10)
+    rows = []
+    for rate, workers, load in ((6.8, 10, 1.0), (0.0, 4, 0.0), (3.4, 0, 5.0), (20.0, 2, 14.7)):
+        obs = np.asarray(space.sample(), dtype=np.float32)
+        obs[Obs.ARRIVAL_RATE], obs[Obs.WORKERS] = rate, workers
+        assert load_of(obs) == pytest.approx(load, rel=1e-2)  # workers < 1 count as 1
+        out = scaler(obs)
+        np.testing.assert_array_equal(out[:9], plain(obs))
+        assert out[9] == pytest.approx(min(load, 2.0) / 2.0, rel=1e-2) and out.dtype == np.float32
+        rows.append(obs)
+    np.testing.assert_array_equal(scaler(np.stack(rows)), np.stack([scaler(o) for o in rows]))
+    assert load_of([0, 0, 0, 0, 5, 0, 0, 5 * SERVICE_RATE, 0]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="unknown derived input 'trend'"):
+        ObservationScaler.from_space(space, ("trend",))
+
+
+def test_training_wrapper_with_load_input_feeds_the_scaler_the_policy_saves(tmp_path):
+    from rl_autoscaling.algorithms.dqn.config import DqnHyperparams
+    from rl_autoscaling.algorithms.dqn.model import derived_inputs_of
+    from rl_autoscaling.algorithms.dqn.training_env import dqn_env_creator
+
+    hp = DqnHyperparams(load_input=True)
+    wrapped = dqn_env_creator({**ENV_CONFIG, "reward_clip": 1.0,
+                               "derived_inputs": list(derived_inputs_of(hp.to_dict()))})
+    raw = _env()
+    assert wrapped.observation_space.shape == (10,) and wrapped.reward_clip == 1.0
+    net = build_q_network(10, [8], 3)
+    path = save_dqn_model(tmp_path / "m.pt", state_dict=net.state_dict(),
+                          obs_low=raw.observation_space.low, obs_high=raw.observation_space.high,
+                          hidden_layers=[8], action_size=3, hyperparams=hp.to_dict(),
+                          derived_inputs=derived_inputs_of(hp.to_dict()))
+    policy = DqnPolicy.load(path)
+    obs_raw, _ = raw.reset(seed=3)
+    obs, _ = wrapped.reset(seed=3)
+    for _ in range(4):
+        np.testing.assert_array_equal(policy.scaler(obs_raw), obs)  # one transform
+        assert wrapped.observation_space.contains(obs)
+        obs_raw, *_ = raw.step(2)
+        obs, *_ = wrapped.step(2)
+    data = load_dqn_model(path)
+    assert (data["version"], data["obs_size"], data["derived_inputs"], data["derived_high"]) == (
+        2, 10, ["load"], [2.0])
+    assert policy.metadata["hyperparams"]["load_input"] is True
+    with torch.no_grad():
+        q = net(torch.as_tensor(wrapped.scaler(obs_raw))).numpy()
+    np.testing.assert_allclose(policy.q_values(obs_raw), q, rtol=1e-6)
+
+
+def test_old_nine_input_model_file_loads_and_acts_as_before(tmp_path):
+    """A version-1 file (written before derived inputs existed: no ``derived_inputs`` key)
+    still loads and scales the 9 observation values only."""
+    space = _env().observation_space
+    net = build_q_network(9, [16], 3)
+    old = {"format": "rl_autoscaling.dqn", "version": 1, "state_dict": net.state_dict(),
+           "obs_low": space.low.tolist(), "obs_high": space.high.tolist(),
+           "hidden_layers": [16], "obs_size": 9, "action_size": 3, "hyperparams": {},
+           "env_config": {}, "epsilon": 0.0, "episode": 3, "rllib_checkpoint": ""}
+    torch.save(old, tmp_path / "old.pt")
+    policy = DqnPolicy.load(tmp_path / "old.pt")
+    assert policy.scaler.derived == () and policy.scaler.size == 9
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        obs = space.low + rng.random(9).astype(np.float32) * (space.high - space.low)
+        with torch.no_grad():
+            q = net(torch.as_tensor(ObservationScaler.from_space(space)(obs))).numpy()
+        np.testing.assert_allclose(policy.q_values(obs), q, rtol=1e-6)
+        assert policy.act(obs) == int(np.argmax(q))
+    # without derived inputs the writer still writes version 1, without the new keys
+    path = save_dqn_model(tmp_path / "new.pt", state_dict=net.state_dict(), obs_low=space.low,
+                          obs_high=space.high, hidden_layers=[16], action_size=3)
+    data = torch.load(path, weights_only=True)
+    assert data["version"] == 1 and "derived_inputs" not in data and data["obs_size"] == 9
+
+
+def test_model_file_with_inconsistent_inputs_is_refused(tmp_path):
+    space = _env().observation_space
+    base = {"format": "rl_autoscaling.dqn", "version": 2,
+            "state_dict": build_q_network(10, [4], 3).state_dict(),
+            "obs_low": space.low.tolist(), "obs_high": space.high.tolist(),
+            "hidden_layers": [4], "action_size": 3}
+    for extra, message in (({"obs_size": 9, "derived_inputs": ["load"]}, "obs_size 9"),
+                           ({"obs_size": 10}, "obs_size 10"),
+                           ({"obs_size": 10, "derived_inputs": ["trend"]}, "unknown derived"),
+                           ({"obs_size": 10, "derived_inputs": ["load"], "derived_high": [0]},
+                            "derived_high")):
+        torch.save({**base, **extra}, tmp_path / "bad.pt")
+        with pytest.raises(DqnModelError, match=message):
+            DqnPolicy.load(tmp_path / "bad.pt")
+
+
 # ---------------------------------------------------------------- RLlib parts
 
 pytest_ray = pytest.mark.ray
@@ -338,6 +434,45 @@ def test_tune_kpis_read_the_slo_past_the_dqn_wrapper_keys():
     from rl_autoscaling.algorithms.dqn.config import DqnHyperparams, dqn_config
     from rl_autoscaling.service.kpis import _target_qos
 
-    config = dqn_config(DqnHyperparams(reward_scale=5.0), {"max_steps": 30})
+    config = dqn_config(DqnHyperparams(reward_scale=5.0, load_input=True), {"max_steps": 30})
     assert config.env_config["reward_scale"] == 5.0
+    assert config.env_config["derived_inputs"] == ["load"]
     assert _target_qos(SimpleNamespace(config=config)) == pytest.approx(0.99)
+
+
+@pytest_ray
+def test_load_input_network_reads_the_load_in_training_export_and_checkpoint(ray_local,
+                                                                             tmp_path):
+    """With ``load_input`` the RLlib module reads 10 inputs; the exported .pt, the trainer's
+    greedy policy and an RLlib checkpoint (its inputs inferred) act alike."""
+    from rl_autoscaling.algorithms.dqn.config import DqnHyperparams, dqn_config
+    from rl_autoscaling.algorithms.dqn.rllib_policy import RllibDqnPolicy
+    from rl_autoscaling.algorithms.dqn.training_env import register_dqn_env, training_envs
+    from rl_autoscaling.algorithms.dqn.weights import export_pt, learner_module
+
+    register_dqn_env()
+    hp = DqnHyperparams(batch_size=8, warmup_steps=8, rollout_fragment_length=6,
+                        learning_rate=1e-2, load_input=True)
+    built = dqn_config(hp, ENV_CONFIG, seed=0).build_algo()
+    try:
+        for _ in range(3):
+            built.train()
+        module = learner_module(built)
+        assert _linear_shapes(module)[0] == (128, 10)
+        (wrapper,) = training_envs(built)
+        assert wrapper.scaler.derived == ("load",)
+        space = _env().observation_space
+        path = export_pt(built, tmp_path / "dqn.pt", hyperparams=hp.to_dict(),
+                         env_config=ENV_CONFIG, obs_low=space.low, obs_high=space.high,
+                         action_size=3, epsilon=0.1, episode=3)
+        pt_policy = DqnPolicy.load(path)
+        ckpt_policy = RllibDqnPolicy.from_checkpoint(
+            built.save_to_path(str(tmp_path / "ckpt")), ObservationScaler.from_space(space))
+        assert ckpt_policy.scaler.derived == ("load",)
+        rng = np.random.default_rng(0)
+        for _ in range(100):
+            obs = space.low + rng.random(9).astype(np.float32) * (space.high - space.low)
+            np.testing.assert_array_equal(pt_policy.scaler(obs), wrapper.scaler(obs))
+            assert pt_policy.act(obs) == ckpt_policy.act(obs)
+    finally:
+        built.stop()

@@ -30,7 +30,7 @@ ORIGINAL_DQN = {"episodes": 120, "gamma": 0.97, "learning_rate": 3e-4, "epsilon_
                 "target_update": 600, "target_tau": 0.01, "warmup_steps": 400,
                 "max_grad_norm": 3.0, "hidden_layers": [128, 64], "checkpoint_every": 10,
                 "eval_episodes": 5, "seed": 42, "n_step": 1, "reward_clip": 100.0,
-                "reward_scale": 1.0}
+                "reward_scale": 1.0, "load_input": False}
 
 
 def _parsed(module, argv):
@@ -105,6 +105,28 @@ def test_each_default_has_one_owner(monkeypatch, capsys):
     assert algorithm_config("dqn", params).lr == 0.000777
     # the seed recipe keeps its own value
     assert load_experiment("sarsa", "seed").training["alpha"] == 0.025
+
+
+def test_load_input_has_one_owner(monkeypatch):
+    """``DqnHyperparams.load_input`` alone decides whether the network reads the load: the
+    trainer's flag, the Tune trial, the training env and the model file follow it; the seed
+    recipe keeps the 9 observation values."""
+    from rl_autoscaling.algorithms.dqn.model import derived_inputs_of
+    from rl_autoscaling.service.tune import algorithm_config, load_experiment
+    from rl_autoscaling.training import dqn
+
+    for default in (True, False):
+        _set_default(monkeypatch, DqnHyperparams, "load_input", default)
+        assert dqn.build_parser().parse_args([]).load_input is default
+        assert dqn.build_parser("seed").parse_args([]).load_input is False
+        spec = load_experiment("dqn")
+        assert spec.training["load_input"] is default
+        assert load_experiment("dqn", "seed").training.get("load_input", False) is False
+        params = {"env_config": dict(spec.env_config), "training": dict(spec.training),
+                  "seed": 1, "evaluation": {}, "resources": {}}
+        config = algorithm_config("dqn", params)
+        assert config.env_config["derived_inputs"] == (["load"] if default else [])
+        assert derived_inputs_of(spec.training) == (("load",) if default else ())
 
 
 def test_state_option_picks_the_load_aware_edges():

@@ -94,16 +94,19 @@ def measure(args: argparse.Namespace, runners: int, envs: int) -> dict[str, floa
 
 
 def greedy(args: argparse.Namespace, algo) -> dict[str, float]:
-    from ..algorithms.dqn.model import ObservationScaler, build_q_network
+    from ..algorithms.dqn.config import DqnHyperparams
+    from ..algorithms.dqn.model import ObservationScaler, build_q_network, derived_inputs_of
     from ..algorithms.dqn.policy import DqnPolicy
     from ..algorithms.dqn.weights import learner_module, q_network_state_dict
     from ..common.rollout import run_episode
     from ..env import OpenFaaSAutoscalingEnv
 
     env = OpenFaaSAutoscalingEnv(**ENV_CONFIG)
-    net = build_q_network(9, tuple(args.hidden_layers), 3)
+    scaler = ObservationScaler.from_space(env.observation_space,
+                                          derived_inputs_of(DqnHyperparams().to_dict()))
+    net = build_q_network(scaler.size, tuple(args.hidden_layers), 3)
     net.load_state_dict(q_network_state_dict(learner_module(algo)))
-    policy = DqnPolicy(net, ObservationScaler.from_space(env.observation_space))
+    policy = DqnPolicy(net, scaler)
     steps, t = 0, time.perf_counter()
     for ep in range(args.greedy_episodes):
         steps += run_episode(env, policy, seed=args.seed + ep).steps

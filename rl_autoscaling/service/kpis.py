@@ -114,7 +114,7 @@ def _target_qos(algorithm) -> float:
         from ..algorithms.dqn.training_env import WRAPPER_KEYS
         from ..env import OpenFaaSAutoscalingEnv
 
-        # the farm's keys only (DQN's training env adds ``reward_clip`` and ``reward_scale``)
+        # the farm's keys only (DQN's training env adds ``WRAPPER_KEYS``)
         env_config = {k: v for k, v in dict(algorithm.config.env_config or {}).items()
                       if k not in WRAPPER_KEYS}
         cached = OpenFaaSAutoscalingEnv.farm_config_of(env_config).reward.slo_cost.qos_target

@@ -116,7 +116,7 @@ def hyperparams_of(args: argparse.Namespace):
     Raises ``ValueError`` (one line) for invalid values or an unreadable / missing model.
     """
     from ..algorithms.dqn.config import DqnHyperparams
-    from ..algorithms.dqn.model import load_dqn_model
+    from ..algorithms.dqn.model import derived_inputs_of, load_dqn_model
 
     resumed = None
     if args.resume_model:
@@ -136,6 +136,12 @@ def hyperparams_of(args: argparse.Namespace):
     if resumed is not None and list(resumed["hidden_layers"]) != list(hp.hidden_layers):
         raise ValueError(f"{args.resume_model} has hidden layers {resumed['hidden_layers']}, "
                          f"--hidden-layers is {list(hp.hidden_layers)}")
+    if resumed is not None and (list(resumed.get("derived_inputs") or [])
+                                != list(derived_inputs_of(hp.to_dict()))):
+        raise ValueError(f"{args.resume_model} reads the derived inputs "
+                         f"{list(resumed.get('derived_inputs') or []) or 'none'}; "
+                         f"--{'' if hp.load_input else 'no-'}load-input reads "
+                         f"{list(derived_inputs_of(hp.to_dict())) or 'none'}")
     return hp, resumed
 
 
@@ -251,13 +257,14 @@ class DqnTrainer:
 
     def greedy_policy(self):
         """The current online network as a plain-torch ``DqnPolicy`` (what the .pt holds)."""
-        from ..algorithms.dqn.model import ObservationScaler, build_q_network
+        from ..algorithms.dqn.model import build_q_network
         from ..algorithms.dqn.policy import DqnPolicy
         from ..algorithms.dqn.weights import q_network_state_dict
 
-        net = build_q_network(len(self.obs_low), self.hp.hidden_layers, self.action_size)
+        scaler = self.train_env.scaler  # the training env's: the same transform
+        net = build_q_network(scaler.size, self.hp.hidden_layers, self.action_size)
         net.load_state_dict(q_network_state_dict(self._module()))
-        return DqnPolicy(net, ObservationScaler(self.obs_low, self.obs_high))
+        return DqnPolicy(net, scaler)
 
     def evaluate(self, episode: int) -> dict[str, Any]:
         from ..env import OpenFaaSAutoscalingEnv

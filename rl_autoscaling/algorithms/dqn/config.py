@@ -79,6 +79,7 @@ from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
 from ...common.settings import check_bounds, setting
 from .learner import FarmDQN, PolyakDQNLearner
+from .model import derived_inputs_of
 from .replay import FlatEpisodeReplayBuffer
 from .schedule import epsilon_schedule
 from .training_env import DQN_ENV_NAME, DqnEpisodeMetrics
@@ -113,6 +114,9 @@ class DqnHyperparams:
     reward_scale: float = setting(1.0, "stored rewards multiplied by this after the clip",
                                   gt=0)
     n_step: int = setting(1, "n-step returns: steps summed before the target bootstraps", ge=1)
+    load_input: bool = setting(False, "the network also reads the load, arrival rate / "
+                                      "(workers x 0.68 tasks/s) (docs/algorithms.md#dqn)",
+                               seed=False)
     # scale-out (replay ratio = updates_per_step * batch_size replayed per sampled env step)
     updates_per_step: float = setting(1.0, "gradient updates per sampled env step", gt=0)
     rollout_fragment_length: int = setting(30, "env steps per env copy per training step",
@@ -219,7 +223,9 @@ def dqn_config(hp: DqnHyperparams, env_config: Mapping[str, Any], *,
     return (
         DQNConfig(algo_class=FarmDQN)
         .environment(env_name, env_config={**dict(env_config), "reward_clip": hp.reward_clip,
-                                           "reward_scale": hp.reward_scale})
+                                           "reward_scale": hp.reward_scale,
+                                           "derived_inputs": list(
+                                               derived_inputs_of(hp.to_dict()))})
         .framework("torch")
         .env_runners(num_env_runners=int(hp.num_env_runners),
                      num_envs_per_env_runner=int(hp.num_envs_per_env_runner),

@@ -4,12 +4,18 @@ A DQN model file (``dqn_final.pt``, ``dqn_epNNNN.pt``, ``dqn_interrupt.pt``) is 
 tensors and plain values only, so ``torch.load(path, weights_only=True)`` reads it and a file
 holding any other object is refused:
 
-- ``format``: ``"rl_autoscaling.dqn"``; ``version``: 1
+- ``format``: ``"rl_autoscaling.dqn"``; ``version``: 1, or 2 when the network has derived
+  inputs (a build that reads version 1 only refuses those files instead of misreading them)
 - ``state_dict``: the Q-network MLP as an ``nn.Sequential`` (Linear, ReLU, ..., Linear) state
   dict, keys ``"0.weight"``, ``"0.bias"``, ``"2.weight"``, ...
 - ``obs_low`` / ``obs_high``: the env's observation bounds (lists of 9 floats); observations are
   clipped to them and scaled to [0, 1] exactly as during training (``ObservationScaler``)
-- ``hidden_layers``, ``obs_size``, ``action_size``
+- ``derived_inputs`` (version 2): the names of the values derived from each observation that
+  follow its 9 scaled values in the network's input (:data:`DERIVED_INPUTS`: ``"load"``),
+  ``derived_high``: their upper bounds (each scaled from [0, high] to [0, 1]); absent in
+  version 1: the network reads the 9 observation values only
+- ``hidden_layers``, ``obs_size`` (the network's input size: 9 + the derived inputs),
+  ``action_size``
 - ``hyperparams`` (the training flags), ``env_config``, ``epsilon``, ``episode``
 - ``rllib_checkpoint``: directory name of the RLlib checkpoint saved beside the file (or "")
 
@@ -28,11 +34,19 @@ import torch
 from torch import nn
 
 from ...common.modelio import ModelFileError, atomic_write_bytes
+from ...observation import load_of
 
 PT_FORMAT = "rl_autoscaling.dqn"
 
 
-PT_VERSION = 1
+PT_VERSION = 2
+
+#: Values derived from a raw observation that the network may read after its 9 scaled values:
+#: name -> (function of the raw observation, upper bound it is clipped to). ``load`` is
+#: arrival rate / (workers x 0.68 tasks/s) (``observation.load_of``), the share of the
+#: workers' capacity the arrivals need: a ratio a ReLU MLP represents poorly from the two
+#: scaled values; past 2 the farm is far short of capacity whatever the exact figure.
+DERIVED_INPUTS: dict[str, tuple[Any, float]] = {"load": (load_of, 2.0)}
 
 
 _REQUIRED = ("state_dict", "obs_low", "obs_high", "hidden_layers", "obs_size", "action_size")
@@ -42,14 +56,25 @@ class DqnModelError(ModelFileError):
     """A ``.pt`` file that is not a loadable DQN model."""
 
 
+def derived_inputs_of(hyperparams: Mapping[str, Any]) -> tuple[str, ...]:
+    """The derived inputs a network trained with ``hyperparams`` (``DqnHyperparams.to_dict()``
+    or a model file's ``hyperparams``) reads: ``("load",)`` with ``load_input``, else none."""
+    return ("load",) if hyperparams.get("load_input") else ()
+
+
 class ObservationScaler:
-    """Clip observations to ``[low, high]`` and scale them to ``[0, 1]`` per dimension.
+    """Clip observations to ``[low, high]`` and scale them to ``[0, 1]`` per dimension, then
+    append the ``derived`` values (:data:`DERIVED_INPUTS`, computed from the raw observation,
+    each clipped to ``[0, derived_high]`` and scaled to [0, 1]).
 
     Dimensions with ``high <= low`` map to 0. Used by the training env wrapper and by every
-    inference path, so training and inference see identical inputs.
+    inference path, so training and inference see identical inputs; the model file records
+    the bounds and the derived inputs (``to_model`` / ``from_model``).
     """
 
-    def __init__(self, low: Sequence[float], high: Sequence[float]) -> None:
+    def __init__(self, low: Sequence[float], high: Sequence[float],
+                 derived: Sequence[str] = (),
+                 derived_high: Sequence[float] | None = None) -> None:
         self.low = np.asarray(low, dtype=np.float32)
         self.high = np.asarray(high, dtype=np.float32)
         if self.low.shape != self.high.shape or self.low.ndim != 1:
@@ -58,15 +83,45 @@ class ObservationScaler:
         span = self.high - self.low
         self._scale = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 0.0
                                ).astype(np.float32)
+        self.derived = tuple(str(d) for d in derived)
+        unknown = [d for d in self.derived if d not in DERIVED_INPUTS]
+        if unknown:
+            raise ValueError(f"unknown derived input {unknown[0]!r}; known: "
+                             f"{', '.join(DERIVED_INPUTS)}")
+        if derived_high is None:
+            derived_high = [DERIVED_INPUTS[d][1] for d in self.derived]
+        self.derived_high = np.asarray(derived_high, dtype=np.float32).reshape(-1)
+        if self.derived_high.shape != (len(self.derived),) or not np.all(self.derived_high > 0):
+            raise ValueError(f"derived_high needs one bound > 0 per derived input "
+                             f"{list(self.derived)}, got {self.derived_high.tolist()}")
+        self._derive = [DERIVED_INPUTS[d][0] for d in self.derived]
+
+    @property
+    def size(self) -> int:
+        """Length of a scaled observation (the network's input size)."""
+        return int(self.low.shape[0]) + len(self.derived)
 
     @classmethod
-    def from_space(cls, space) -> ObservationScaler:
+    def from_space(cls, space, derived: Sequence[str] = ()) -> ObservationScaler:
         """From a Gymnasium ``Box`` (the env's ``observation_space``)."""
-        return cls(space.low, space.high)
+        return cls(space.low, space.high, derived)
+
+    @classmethod
+    def from_model(cls, data: Mapping[str, Any]) -> ObservationScaler:
+        """The scaler a model file (``load_dqn_model``'s dict) records."""
+        return cls(data["obs_low"], data["obs_high"], data.get("derived_inputs") or (),
+                   data.get("derived_high"))
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float32)
-        return ((np.clip(obs, self.low, self.high) - self.low) * self._scale).astype(np.float32)
+        scaled = (np.clip(obs, self.low, self.high) - self.low) * self._scale
+        if self._derive:
+            rows = obs.reshape(-1, obs.shape[-1])
+            extra = np.array([[f(row) for f in self._derive] for row in rows],
+                             dtype=np.float32).reshape(*obs.shape[:-1], len(self._derive))
+            extra = np.clip(extra, 0.0, self.derived_high) / self.derived_high
+            scaled = np.concatenate([scaled, extra], axis=-1)
+        return scaled.astype(np.float32)
 
 
 def build_q_network(obs_size: int, hidden_layers: Sequence[int], action_size: int) -> nn.Sequential:
@@ -95,17 +150,25 @@ def save_dqn_model(
     epsilon: float = 0.0,
     episode: int = 0,
     rllib_checkpoint: str = "",
+    derived_inputs: Sequence[str] = (),
 ) -> Path:
-    """Write a ``.pt`` model file atomically (``modelio.atomic_write_bytes``); returns its path."""
+    """Write a ``.pt`` model file atomically (``modelio.atomic_write_bytes``); returns its path.
+
+    ``derived_inputs``: the values the network reads after the 9 observation values
+    (:data:`DERIVED_INPUTS`); none writes a version-1 file, as before they existed.
+    """
     path = Path(path)
+    scaler = ObservationScaler(obs_low, obs_high, derived_inputs)
     payload = {
         "format": PT_FORMAT,
-        "version": PT_VERSION,
+        "version": 2 if scaler.derived else 1,
         "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
         "obs_low": [float(x) for x in obs_low],
         "obs_high": [float(x) for x in obs_high],
+        **({"derived_inputs": list(scaler.derived),
+            "derived_high": scaler.derived_high.tolist()} if scaler.derived else {}),
         "hidden_layers": [int(h) for h in hidden_layers],
-        "obs_size": len(obs_low),
+        "obs_size": scaler.size,
         "action_size": int(action_size),
         "hyperparams": _plain(dict(hyperparams or {})),
         "env_config": _plain(dict(env_config or {})),
@@ -119,7 +182,8 @@ def save_dqn_model(
 
 
 def load_dqn_model(path: str | Path) -> dict[str, Any]:
-    """Read a ``.pt`` model file with ``torch.load(weights_only=True)`` and validate it.
+    """Read a ``.pt`` model file with ``torch.load(weights_only=True)`` and validate it
+    (``ObservationScaler.from_model(data)`` is its observation scaling).
 
     Raises:
         DqnModelError: no such file, or the file holds objects other than tensors and plain values, or is not
@@ -148,6 +212,14 @@ def load_dqn_model(path: str | Path) -> dict[str, Any]:
     if int(data.get("version", 0)) > PT_VERSION:
         raise DqnModelError(f"{path} has format version {data['version']}; this build reads "
                             f"up to {PT_VERSION}")
+    try:
+        size = ObservationScaler.from_model(data).size
+    except (ValueError, TypeError) as exc:
+        raise DqnModelError(f"{path}: bad observation scaling: {exc}") from None
+    if int(data["obs_size"]) != size:
+        raise DqnModelError(f"{path}: obs_size {data['obs_size']} does not match its "
+                            f"{len(data['obs_low'])} observation bounds and "
+                            f"{len(data.get('derived_inputs') or ())} derived inputs")
     return data
 
 

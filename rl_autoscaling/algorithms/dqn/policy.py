@@ -42,7 +42,7 @@ class DqnPolicy(Policy):
             raise DqnModelError(f"{path}: Q-network weights do not match hidden layers "
                                 f"{data['hidden_layers']}: {exc}") from None
         meta = {k: v for k, v in data.items() if k != "state_dict"}
-        return cls(net, ObservationScaler(data["obs_low"], data["obs_high"]), meta)
+        return cls(net, ObservationScaler.from_model(data), meta)
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """Q-values of one observation (or a batch of them)."""

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .model import ObservationScaler
+from .model import DERIVED_INPUTS, ObservationScaler
 
 RL_MODULE_SUBDIR = ("learner_group", "learner", "rl_module", "default_policy")
 
@@ -29,7 +29,13 @@ class RllibDqnPolicy:
 
     @classmethod
     def from_checkpoint(cls, path, scaler: ObservationScaler) -> RllibDqnPolicy:
-        """Load the module of an algorithm checkpoint dir (or of an RLModule checkpoint)."""
+        """Load the module of an algorithm checkpoint dir (or of an RLModule checkpoint).
+
+        ``scaler`` scales by the env's bounds; a module that reads more inputs than it gives
+        was trained with derived inputs (``load_input``): they are added in
+        :data:`~rl_autoscaling.algorithms.dqn.model.DERIVED_INPUTS` order, the only order
+        training uses.
+        """
         from pathlib import Path
 
         from ray.rllib.core.rl_module.rl_module import RLModule
@@ -38,7 +44,15 @@ class RllibDqnPolicy:
         module_dir = path.joinpath(*RL_MODULE_SUBDIR)
         if not module_dir.is_dir():
             module_dir = path
-        return cls(RLModule.from_checkpoint(str(module_dir.resolve())), scaler)
+        module = RLModule.from_checkpoint(str(module_dir.resolve()))
+        size = int(np.prod(module.observation_space.shape))
+        extra = size - len(scaler.low)
+        if size != scaler.size and not scaler.derived and 0 < extra <= len(DERIVED_INPUTS):
+            scaler = ObservationScaler(scaler.low, scaler.high, list(DERIVED_INPUTS)[:extra])
+        if size != scaler.size:
+            raise ValueError(f"{path}: the network reads {size} inputs, the env gives "
+                             f"{len(scaler.low)} observation values")
+        return cls(module, scaler)
 
     def reset(self) -> None:
         pass

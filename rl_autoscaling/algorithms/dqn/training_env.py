@@ -17,13 +17,14 @@ from .schedule import epsilon_at
 
 DQN_ENV_NAME = "OpenFaaSAutoscaling-v0-dqn"
 #: env_config keys the DQN training env consumes (with their defaults); the farm env never sees them
-WRAPPER_KEYS = {"reward_clip": 100.0, "reward_scale": 1.0}
+WRAPPER_KEYS = {"reward_clip": 100.0, "reward_scale": 1.0, "derived_inputs": ()}
 
 
 class DqnTrainingEnv(gym.Wrapper):
-    """The env as the DQN learner sees it: scaled observations, and rewards clipped to
-    ``[-reward_clip, reward_clip]`` then multiplied by ``reward_scale`` (the clip applies to the
-    env's own reward, so a scale never changes which rewards it cuts).
+    """The env as the DQN learner sees it: scaled observations (with the ``derived_inputs``:
+    ``ObservationScaler``), and rewards clipped to ``[-reward_clip, reward_clip]`` then
+    multiplied by ``reward_scale`` (the clip applies to the env's own reward, so a scale never
+    changes which rewards it cuts).
 
     It also records each episode's ``EpisodeTrace`` from the *raw* observations, rewards and
     ``info`` (so training metrics are the env's own numbers); finished traces accumulate in
@@ -31,10 +32,10 @@ class DqnTrainingEnv(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, reward_clip: float | None = 100.0,
-                 reward_scale: float = 1.0) -> None:
+                 reward_scale: float = 1.0, derived_inputs: Sequence[str] = ()) -> None:
         super().__init__(env)
-        self.scaler = ObservationScaler.from_space(env.observation_space)
-        self.observation_space = gym.spaces.Box(0.0, 1.0, env.observation_space.shape,
+        self.scaler = ObservationScaler.from_space(env.observation_space, derived_inputs or ())
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (self.scaler.size,),
                                                 dtype=np.float32)
         self.reward_clip = reward_clip
         self.reward_scale = float(reward_scale)
@@ -66,8 +67,8 @@ class DqnTrainingEnv(gym.Wrapper):
 def dqn_env_creator(env_config: Mapping[str, Any] | None = None) -> DqnTrainingEnv:
     """Ray env creator: the farm env (``env_config`` as for ``env_creator``) wrapped for DQN.
 
-    The extra keys ``reward_clip`` (default 100; ``None`` = no clipping) and ``reward_scale``
-    (default 1) are consumed here.
+    The extra keys ``reward_clip`` (default 100; ``None`` = no clipping), ``reward_scale``
+    (default 1) and ``derived_inputs`` (default none: the 9 observation values) are consumed here.
     """
     own = dict(WRAPPER_KEYS)
     if env_config is not None and any(key in env_config for key in own):

@@ -53,12 +53,14 @@ def export_pt(algorithm, path: str | Path, *, hyperparams: Mapping[str, Any],
               obs_high: Sequence[float], action_size: int, epsilon: float, episode: int,
               rllib_checkpoint: str = "") -> Path:
     """Write the online Q-network of an RLlib DQN ``algorithm`` as a weights-only ``.pt``
-    model file (:func:`~rl_autoscaling.algorithms.dqn.model.save_dqn_model`)."""
-    from .model import save_dqn_model
+    model file (:func:`~rl_autoscaling.algorithms.dqn.model.save_dqn_model`); ``obs_low`` /
+    ``obs_high`` are the raw env's bounds, the derived inputs follow ``hyperparams``."""
+    from .model import derived_inputs_of, save_dqn_model
 
     return save_dqn_model(
         path, state_dict=q_network_state_dict(learner_module(algorithm)),
         obs_low=list(obs_low), obs_high=list(obs_high),
         hidden_layers=list(hyperparams["hidden_layers"]), action_size=int(action_size),
         hyperparams=dict(hyperparams), env_config=dict(env_config), epsilon=float(epsilon),
-        episode=int(episode), rllib_checkpoint=rllib_checkpoint)
+        episode=int(episode), rllib_checkpoint=rllib_checkpoint,
+        derived_inputs=derived_inputs_of(hyperparams))

@@ -43,7 +43,7 @@ import numpy as np
 from ...common.metrics import EpisodeTrace
 from ...common.modelio import ModelFileError, load_pickle, save_pickle
 from ...common.settings import check_bounds, setting
-from ...observation import DEFAULT_HIGH, DEFAULT_LOW, OBS_SIZE, Obs
+from ...observation import DEFAULT_HIGH, DEFAULT_LOW, OBS_SIZE, SERVICE_RATE, Obs, load_of
 
 ACTION_SIZE = 3
 #: The docs/algorithms.md#sarsalambda default bins and the explicit edges that come with them.
@@ -74,8 +74,6 @@ TWIN_EDGES_RATE: tuple[tuple[float, ...], ...] = (
     tuple(float(r) for r in range(1, 12)), (),
 )
 
-#: Tasks per second one worker serves (1 / the mean processing time, 1.47 s: docs/farm.md).
-SERVICE_RATE = 0.68
 #: Values derived from an observation, binned by the edges after the 9 observation values.
 DERIVED: tuple[str, ...] = ("load", "trend")
 #: Observations per mean of the trend (2 x TREND_STEPS steps of history).
@@ -215,12 +213,6 @@ class Discretiser:
 
     def __repr__(self) -> str:
         return f"Discretiser(bins={list(self.bins)})"
-
-
-def load_of(obs: Sequence[float]) -> float:
-    """Arrival rate / (workers x :data:`SERVICE_RATE`): the share of the observed workers'
-    capacity the arrivals need (> 1: the queue grows)."""
-    return float(obs[Obs.ARRIVAL_RATE]) / (max(1.0, float(obs[Obs.WORKERS])) * SERVICE_RATE)
 
 
 def equal_width_edges(bins: Sequence[int], low: Sequence[float],
