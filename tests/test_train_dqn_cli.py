@@ -193,3 +193,24 @@ def test_ctrl_c_saves_the_interrupt_model_and_exits_130(tmp_path):
     text = log.read_text()
     done = torch.load(models / "dqn_interrupt.pt", weights_only=True)["episode"]
     assert done >= 2 and re.search(rf"interrupted\D*\b{done} of 500\b", text, re.IGNORECASE)
+
+
+def test_resume_refuses_a_model_with_other_inputs(tmp_path, capsys):
+    """A 9-input model cannot continue with --load-input (nor a load model without it): one
+    line, exit 2, before Ray starts."""
+    from rl_autoscaling.algorithms.dqn.model import build_q_network, save_dqn_model
+    from rl_autoscaling.env import OpenFaaSAutoscalingEnv
+
+    space = OpenFaaSAutoscalingEnv().observation_space
+    for size, derived, flag, reads in ((9, (), "--load-input", "['load']"),
+                                       (10, ("load",), "--no-load-input", "none")):
+        model = save_dqn_model(tmp_path / f"m{size}.pt",
+                               state_dict=build_q_network(size, [128, 64], 3).state_dict(),
+                               obs_low=space.low, obs_high=space.high, hidden_layers=[128, 64],
+                               action_size=3, derived_inputs=derived)
+        assert train_dqn.main(["--resume-model", str(model), flag,
+                               "--output-dir", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err
+        assert f"{flag} reads {reads}" in err
+    assert not (tmp_path / "out").exists()
