@@ -363,6 +363,8 @@ def test_training_observations_are_scaled_by_env_bounds(algo):
     (wrapper,) = training_envs(algo)
     assert np.all(wrapper.observation_space.low == 0) and np.all(
         wrapper.observation_space.high == 1)
+    if algo.local_replay_buffer.get_state()["rows"] is None:  # run alone: nothing sampled yet
+        algo.train()
     rows = algo.local_replay_buffer.get_state()["rows"]  # stored transitions, oldest first
     assert rows is not None
     obs = np.concatenate([rows[Columns.OBS], rows[Columns.NEXT_OBS]])

@@ -405,7 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="episodes per calibration candidate")
     p.add_argument("--slo", type=float, default=0.99, help="final-QoS SLO")
     p.add_argument("--trainer-args", default="",
-                   help="extra flags for every trainer (default: none, the default command)")
+                   help="extra flags for every trainer, given with '=' since they start with "
+                        "'--': --trainer-args='--episodes 100' (default: none, the default "
+                        "command)")
     p.add_argument("--output-dir", default="runs", help="where bench_<ts>/ goes")
     return p
 
