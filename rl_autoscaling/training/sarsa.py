@@ -36,7 +36,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..algorithms.sarsa.tabular import SarsaHyperparams, SarsaLambdaLearner, SarsaRun
+from ..algorithms.sarsa.tabular import (
+    SarsaHyperparams,
+    SarsaLambdaLearner,
+    SarsaRun,
+    named_state_edges,
+)
 from ..common.settings import DEFAULT_RECIPE, add_flags, recipe_instance, values_from_flags
 from .cli import (
     add_checkpoint_args,
@@ -106,11 +111,11 @@ def _resolve_start(args: argparse.Namespace, log: logging.Logger | None = None
         if args.resume_reset_hyperparams or args.resume_reset_epsilon:
             raise ValueError("--resume-reset-hyperparams/--resume-reset-epsilon need "
                              "--resume-model")
-        edges, bins = run.state_edges(args.config, args.step_duration)
-        if run.bins is None:
-            name, why = run.resolved_state(args.config, args.step_duration)
-            print(f"state: {name} ({'auto: ' if run.state == 'auto' else ''}{why})", flush=True)
-        return cli_hp, edges, bins, None
+        if run.bins is not None:
+            return (cli_hp, *run.state_edges(), None)
+        name, why = run.resolved_state(args.config, args.step_duration)
+        print(f"state: {name} ({'auto: ' if run.state == 'auto' else ''}{why})", flush=True)
+        return (cli_hp, *named_state_edges(name), None)
     resumed = SarsaLambdaLearner.load(args.resume_model)
     hp = cli_hp if args.resume_reset_hyperparams else resumed.hp
     hp = replace(hp, epsilon=args.epsilon if args.resume_reset_epsilon else resumed.epsilon)

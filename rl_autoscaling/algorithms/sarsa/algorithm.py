@@ -266,10 +266,9 @@ class SarsaLambda(Algorithm):
                       kwargs=dict(algorithm=self, metrics_logger=self.metrics))
 
     def _discretiser(self, space) -> Discretiser:
-        if self.config.state is not None:
-            env = self.config.env_config
+        if self.config.state is not None:  # resolved for the env this algorithm built
             edges, _ = SarsaRun(state=self.config.state).state_edges(
-                env.get("config"), float(env.get("step_duration", 8.0)))
+                self.env.farm_config, self.env.step_duration)
             return Discretiser(edges)
         if self.config.edges is not None:
             return Discretiser(self.config.edges)

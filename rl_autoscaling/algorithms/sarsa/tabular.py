@@ -287,21 +287,32 @@ STATES: dict[str, tuple[tuple[float, ...], ...]] = {"twin": TWIN_EDGES, "load": 
 FOLLOW_LOAD = 0.7
 
 
-def auto_state(config: Optional[str] = None, step_duration: float = 8.0) -> tuple[str, str]:
-    """The state ``--state auto`` picks for the workload ``config`` (None: the packaged
-    default) and why (docs/algorithms.md#sarsalambda): ``load`` when the farm can follow the
-    workload, i.e. its steepest rise over one step needs at most the one worker per step the
-    env can add (at :data:`FOLLOW_LOAD`); otherwise ``twin``, the best fixed count with queue
-    reactions, since a load-following table is late wherever the rate jumps (measured: on the
-    default workload ``load`` is 1.08-1.11x the static frontier, ``twin`` 1.015x; on the
-    compressed day ``load`` 0.84x, ``twin`` 1.00x)."""
-    from ...config import load_config
+def auto_state(config: Any = None, step_duration: Optional[float] = None) -> tuple[str, str]:
+    """The state ``--state auto`` picks for the workload ``config`` (a ``FarmConfig``, a
+    profile name or YAML path; None: the packaged default) at steps of ``step_duration``
+    seconds (None: the env's default), and why (docs/algorithms.md#sarsalambda).
+
+    ``load`` when the farm can follow the workload: its steepest rise over one step needs at
+    most the one worker per step the env can add (at :data:`FOLLOW_LOAD`). Otherwise
+    ``twin``, the best fixed count with queue reactions, since a load-following table is late
+    wherever the rate jumps (measured: on the default workload ``load`` is 1.08-1.11x the
+    static frontier, ``twin`` 1.015x; on the compressed day ``load`` 0.84x, ``twin`` 1.00x).
+    """
+    from ...config import resolve_config
+    from ...env import EnvSettings
     from ...farm.workload import rate_rise
 
-    need = rate_rise(load_config(config), step_duration) / (SERVICE_RATE * FOLLOW_LOAD)
+    step = EnvSettings().step_duration if step_duration is None else float(step_duration)
+    need = rate_rise(resolve_config(config), step) / (SERVICE_RATE * FOLLOW_LOAD)
     name = "load" if need <= 1.0 else "twin"
-    return name, (f"the workload's steepest rise needs {need:.2f} workers per {step_duration:g}-s "
+    return name, (f"the workload's steepest rise needs {need:.2f} workers per {step:g}-s "
                   f"step, {'within' if name == 'load' else 'beyond'} the 1 the farm can add")
+
+
+def named_state_edges(name: str) -> tuple[list[list[float]], tuple[int, ...]]:
+    """(edges, bins) of the named state ``name`` of :data:`STATES`."""
+    edges = STATES[name]
+    return [list(e) for e in edges], tuple(len(e) + 1 for e in edges)
 
 
 @dataclass(frozen=True)
@@ -346,20 +357,20 @@ class SarsaRun:
         checkpoints."""
         return math.gcd(self.episodes, self.checkpoint_every or self.episodes, 100)
 
-    def resolved_state(self, config: Optional[str] = None,
-                       step_duration: float = 8.0) -> tuple[str, str]:
-        """The named state for the workload ``config`` and why (``auto``: :func:`auto_state`)."""
+    def resolved_state(self, config: Any = None,
+                       step_duration: Optional[float] = None) -> tuple[str, str]:
+        """The named state for the workload ``config`` and why (``auto``: :func:`auto_state`,
+        which takes the same arguments)."""
         if self.state == "auto":
             return auto_state(config, step_duration)
         return self.state, "chosen"
 
-    def state_edges(self, config: Optional[str] = None, step_duration: float = 8.0
+    def state_edges(self, config: Any = None, step_duration: Optional[float] = None
                     ) -> tuple[list[list[float]] | None, tuple[int, ...]]:
         """(explicit edges or None, bins) of the discretiser these settings choose for the
         workload ``config`` (None: the packaged default)."""
         if self.bins is None:
-            edges = STATES[self.resolved_state(config, step_duration)[0]]
-            return [list(e) for e in edges], tuple(len(e) + 1 for e in edges)
+            return named_state_edges(self.resolved_state(config, step_duration)[0])
         return None, tuple(int(b) for b in self.bins)
 
 
@@ -655,7 +666,7 @@ def load_model(path: str | Path, seed: int | None = None) -> SarsaLambdaLearner:
 
 __all__ = [
     "ACTION_SIZE", "DEFAULT_BINS", "DEFAULT_EDGES", "DERIVED", "Discretiser", "EpisodeResult",
-    "FOLLOW_LOAD", "auto_state",
+    "FOLLOW_LOAD", "auto_state", "named_state_edges",
     "LOAD_EDGES", "MODEL_FORMAT", "OBS_SIZE", "SERVICE_RATE", "SarsaHyperparams",
     "SarsaLambdaLearner", "TREND_STEPS", "TWIN_EDGES", "TWIN_EDGES_LOAD", "TWIN_EDGES_RATE",
     "equal_width_edges",
