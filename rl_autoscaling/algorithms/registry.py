@@ -65,7 +65,8 @@ class AlgorithmDescription:
         per = self.episodes_per_iteration(training)
         episodes = run.checkpoint_interval(int(env["max_steps"]))
         every = max(1, episodes // per) if episodes else 0
-        return {"stop": {"training_iteration": max(1, run.episodes // per)},
+        total = run.episode_count(int(env["max_steps"]))
+        return {"stop": {"training_iteration": max(1, total // per)},
                 "checkpoint": {"frequency": every},
                 "evaluation": {"interval": every, "duration": run.eval_episodes},
                 "env_config": dict(env), "training": training}

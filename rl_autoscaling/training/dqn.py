@@ -296,6 +296,7 @@ def train(args: argparse.Namespace) -> int:
     env_config = env_config_from_args(args)
     run_settings = run_settings_of(DqnRun, args)  # refuse bad --episodes etc. before running
     checkpoint_every = run_settings.checkpoint_interval(int(env_config["max_steps"]))
+    episodes = run_settings.episode_count(int(env_config["max_steps"]))
     hp, resumed = hyperparams_of(args)
     OpenFaaSAutoscalingEnv.from_env_config(env_config).close()  # fail fast on bad env flags
 
@@ -323,7 +324,7 @@ def train(args: argparse.Namespace) -> int:
 
             slo = slo_of(env_config)
             outcome = run_training(
-                run, log, episodes=args.episodes, train_episode=trainer.train_episode,
+                run, log, episodes=episodes, train_episode=trainer.train_episode,
                 save_model=trainer.save_model,
                 evaluate=trainer.evaluate if args.eval_episodes > 0 else None,
                 slo=slo, checkpoint_every=checkpoint_every, model_suffix=".pt",

@@ -168,6 +168,9 @@ class DqnHyperparams:
 
 #: Env steps between DQN checkpoints when ``DqnRun.checkpoint_every`` is none.
 CHECKPOINT_STEPS = 600
+#: env steps the twin recipe trains for (720 episodes of the default workload's 30 steps):
+#: DQN's chosen models got cheaper with them (docs/algorithms.md#dqn)
+TRAINING_STEPS = 21_600
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,9 @@ class DqnRun:
     """Trainer settings of DQN (``train_dqn`` and the Tune service). Defaults: the ``twin``
     recipe; ``seed=``: the original toolkit's."""
 
-    episodes: int = setting(240, "training episodes", seed=120, ge=1)
+    episodes: Optional[int] = setting(
+        None, f"training episodes (none: about {TRAINING_STEPS} env steps, 720 episodes of "
+              "the default workload's 30 steps, 281 of the day's 77)", seed=120, ge=1)
     # checkpoints every ~600 env steps (20 episodes of 30 steps): DQN's greedy policy swings
     # between checkpoints, and the best-model rule (common.ranking) can only choose among the
     # ones it is given; on the 77-step day, every 20 episodes gave 12 candidates and 1.02 +-
@@ -189,6 +194,12 @@ class DqnRun:
 
     def __post_init__(self) -> None:
         self.validate()
+
+    def episode_count(self, max_steps: int) -> int:
+        """Training episodes for episodes of ``max_steps`` steps."""
+        if self.episodes is not None:
+            return int(self.episodes)
+        return max(1, int(round(TRAINING_STEPS / max(1, int(max_steps)))))
 
     def checkpoint_interval(self, max_steps: int) -> int:
         """Episodes between checkpoints for episodes of ``max_steps`` steps."""

@@ -347,6 +347,10 @@ class SarsaRun:
         construction); returns self. ``bins`` is checked by :class:`Discretiser`."""
         return check_bounds(self)
 
+    def episode_count(self, max_steps: int) -> int:
+        """Training episodes (the same for any episode length)."""
+        return int(self.episodes)
+
     def checkpoint_interval(self, max_steps: int) -> int:
         """Episodes between checkpoints (the same for any episode length)."""
         return int(self.checkpoint_every)
