@@ -39,6 +39,7 @@ def test_baselines_only_report(tmp_path, capsys):
                                "ReactiveMaximum", "Clairvoyant"}
         # StaticBest is a point of the frontier measured on the same seeds: ratio 1
         assert agents["StaticBest"]["frontier_ratio"][0] == pytest.approx(1.0)
+        assert agents["StaticBest"]["frontier_qos_gap"][0] == pytest.approx(0.0, abs=1e-9)
         assert (out / f"pareto_{workload}.png").stat().st_size > 0
     assert set(results["settings"]["eval_seeds"]).isdisjoint(
         results["settings"]["calibration_seeds"])

@@ -13,6 +13,7 @@ from rl_autoscaling.training.calibration import (
     calibrate_keda,
     calibrate_static,
     calibration_seeds,
+    frontier_qos_at,
     frontier_workers_at,
     static_frontier,
 )
@@ -69,6 +70,22 @@ def test_frontier_interpolation():
     assert frontier_workers_at(pts, 0.99) == pytest.approx(15.0)
     assert frontier_workers_at(pts, 0.5) == 12.0
     assert math.isnan(frontier_workers_at(pts, 0.999))
+
+
+def test_frontier_qos_at_given_workers():
+    pts = [PolicyStats(0.90, 12.0, 0, 1), PolicyStats(0.98, 14.0, 0, 1),
+           PolicyStats(0.99, 16.0, 0, 1), PolicyStats(0.985, 18.0, 0, 1)]
+    assert frontier_qos_at(pts, 13.0) == pytest.approx(0.94)
+    assert frontier_qos_at(pts, 15.0) == pytest.approx(0.985)
+    # a dearer count that does worse is as good as the best cheaper one (the upper envelope)
+    assert frontier_qos_at(pts, 17.0) == pytest.approx(0.99)
+    assert frontier_qos_at(pts, 18.0) == pytest.approx(0.99)
+    # clamped: below the fewest workers the lowest QoS, above the most the best
+    assert frontier_qos_at(pts, 5.0) == 0.90 and frontier_qos_at(pts, 40.0) == 0.99
+    # the inverse of frontier_workers_at on a rising frontier
+    rising = pts[:3]
+    for qos in (0.93, 0.985, 0.99):
+        assert frontier_qos_at(rising, frontier_workers_at(rising, qos)) == pytest.approx(qos)
 
 
 def test_the_frontier_at_a_tied_qos_ceiling_is_its_cheapest_count():

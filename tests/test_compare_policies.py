@@ -293,5 +293,7 @@ def test_frontier_lines_give_each_agent_its_ratio_to_the_static_frontier():
                             "C": agent(0.9999, 20.0)}, frontier, 0.99)
     assert lines[0].startswith("static frontier") and "16.00 mean workers at the SLO" in lines[0]
     assert "A: final QoS 0.9900 at 17.60 workers = 1.100x" in lines[1]
+    assert "QoS -0.0072 against the frontier's with as many workers" in lines[1]  # 0.9972
     assert "B: final QoS 0.9945 at 16.00 workers = 0.941x" in lines[2]  # 17 at 0.9945
+    assert "QoS +0.0045 against" in lines[2]
     assert "C:" in lines[3] and "above the frontier's best QoS" in lines[3]

@@ -25,8 +25,10 @@ for ``--max-steps`` steps (default for those: the workload's nominal seconds ove
 Reported per agent and workload: mean +- 95 % CI over training seeds (t distribution; for
 baselines over episodes) of final QoS, mean workers, worker-seconds per completed task and
 the ratio of mean workers to the static frontier at the same QoS (below 1: cheaper than any
-fixed count reaching that QoS; NaN above the frontier's best QoS), and the frontier's workers
-at the SLO. Writes ``report.md``, ``results.json``, ``pareto_<workload>.png`` and
+fixed count reaching that QoS; NaN above the frontier's best QoS), the final QoS minus the
+frontier's at the same mean workers (above 0: better than a fixed count that dear; where the
+frontier is flat, as on flash crowds, this says more than the ratio), and the frontier's
+workers at the SLO. Writes ``report.md``, ``results.json``, ``pareto_<workload>.png`` and
 ``load_<workload>.png`` (workers against the load, per step, on the first evaluation seed, for
 every agent) to ``<output-dir>/bench_<UTC ts>/``.
 """
@@ -55,6 +57,7 @@ from ..policies.hpa import SERVICE_TIME
 from ..training.calibration import (
     calibrated_policy,
     calibration_seeds,
+    frontier_qos_at,
     frontier_workers_at,
     static_frontier,
 )
@@ -75,7 +78,8 @@ ENV_ARGS = {k: v for k, v in EnvSettings().env_config().items()
 BASELINES = ("StaticBest", "KedaCalibrated", "HpaCalibrated", "Keda", "Hpa", "ReactiveMaximum")
 CLAIRVOYANT = "Clairvoyant"
 METRICS = (("final_qos", "final QoS", 4), ("mean_workers", "mean workers", 2),
-           ("wsec_per_task", "worker-s / task", 2), ("frontier_ratio", "W / frontier W", 3))
+           ("wsec_per_task", "worker-s / task", 2), ("frontier_ratio", "W / frontier W", 3),
+           ("frontier_qos_gap", "QoS - frontier QoS at W", 4))
 #: Two-sided 95 % t quantiles by degrees of freedom (1.96 beyond the table).
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
@@ -130,6 +134,7 @@ def _figures(traces, frontier) -> dict[str, list[float]]:
         out["mean_workers"].append(s["mean_workers"])
         out["wsec_per_task"].append(s["worker_seconds"] / max(1, s["processed_tasks"]))
         out["frontier_ratio"].append(math.nan)
+        out["frontier_qos_gap"].append(math.nan)
         out["worker_counts"].append(list(trace.worker_counts))
         if "example" not in out:
             out["example"] = {"worker_counts": list(trace.worker_counts),
@@ -138,6 +143,8 @@ def _figures(traces, frontier) -> dict[str, list[float]]:
     # the ratio compares the policy's mean figures with the frontier at its mean QoS
     q, w = float(np.mean(out["final_qos"])), float(np.mean(out["mean_workers"]))
     out["frontier_ratio"] = [w / frontier_workers_at(frontier, q)] * len(out["final_qos"])
+    # and its QoS with the QoS a fixed count reaches with its mean workers
+    out["frontier_qos_gap"] = [q - frontier_qos_at(frontier, w)] * len(out["final_qos"])
     return out
 
 

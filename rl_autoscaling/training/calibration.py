@@ -6,7 +6,8 @@ seeds and from the evaluation seeds, see :data:`CALIBRATION_SEED_BASE`):
 
 - the **static frontier**: Static N for every N in a range, each with its mean final QoS,
   mean workers and worker-seconds (:func:`static_frontier`); :func:`frontier_workers_at`
-  interpolates the workers a fixed count needs for a given QoS;
+  interpolates the workers a fixed count needs for a given QoS, :func:`frontier_qos_at` the
+  QoS a fixed count reaches with given workers;
 - **StaticBest**: the cheapest fixed count whose mean final QoS meets the SLO
   (:func:`calibrate_static`);
 - **KedaCalibrated**: the KEDA queue scaler with the ``listLength`` target, scale-down
@@ -128,6 +129,20 @@ def frontier_workers_at(points: Sequence[PolicyStats], qos: float) -> float:
     if qos <= q[0]:
         return float(w[0])
     return float(np.interp(qos, q, w))
+
+
+def frontier_qos_at(points: Sequence[PolicyStats], workers: float) -> float:
+    """Final QoS the static frontier reaches with ``workers`` mean workers: linear
+    interpolation along the frontier's upper envelope (a point is only as good as the best one
+    at most as dear); its lowest QoS below its fewest workers, its best QoS above its most.
+    Where the frontier is flat (flash crowds: Static 22-31 within 0.004 of QoS) a small QoS
+    difference is a large ratio of workers, so a report shows both."""
+    pts = sorted(points, key=lambda p: (p.mean_workers, p.final_qos))
+    w = np.array([p.mean_workers for p in pts])
+    q = np.maximum.accumulate(np.array([p.final_qos for p in pts]))
+    w, last = np.unique(w[::-1], return_index=True)  # one point per worker level, the best
+    q = q[::-1][last]
+    return float(np.interp(workers, w, q))
 
 
 def _best(name: str, candidates: Sequence[tuple[dict[str, Any], PolicyStats]],

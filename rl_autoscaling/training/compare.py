@@ -515,8 +515,9 @@ def compare(args: argparse.Namespace) -> int:
 def frontier_lines(results: Mapping[str, Any], frontier: Sequence[Mapping[str, float]],
                    slo: float) -> list[str]:
     """Each agent's mean workers as a multiple of the static frontier's at its mean final QoS
-    (same episodes), and the frontier's workers at the SLO."""
-    from .calibration import FrontierPoint, frontier_workers_at
+    and its final QoS against the frontier's at its mean workers (same episodes), and the
+    frontier's workers at the SLO."""
+    from .calibration import FrontierPoint, frontier_qos_at, frontier_workers_at
 
     points = [FrontierPoint(p["final_qos"], p["mean_workers"], 0.0, 0, workers=int(p["workers"]))
               for p in frontier]
@@ -531,7 +532,9 @@ def frontier_lines(results: Mapping[str, Any], frontier: Sequence[Mapping[str, f
         at = frontier_workers_at(points, qos)
         ratio = (f"{workers / at:.3f}x the frontier" if at == at and at > 0
                  else "above the frontier's best QoS")
-        lines.append(f"  {name}: final QoS {qos:.4f} at {workers:.2f} workers = {ratio}")
+        gap = qos - frontier_qos_at(points, workers)
+        lines.append(f"  {name}: final QoS {qos:.4f} at {workers:.2f} workers = {ratio}; "
+                     f"QoS {gap:+.4f} against the frontier's with as many workers")
     return lines
 
 
