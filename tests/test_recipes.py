@@ -19,7 +19,7 @@ from rl_autoscaling.env import EnvSettings
 # its train_sarsa.py / train_dqn.py / rl_environment.py).
 ORIGINAL_ENV = {"max_steps": 30, "step_duration": 8.0, "observation_window": 8.0,
                 "initial_workers": 12, "task_seed": 42, "phase_shuffle": False,
-                "phase_shuffle_seed": None, "reward_profile": "seed"}
+                "phase_shuffle_seed": None, "reward_profile": "seed", "qos_headroom": 0.0}
 ORIGINAL_SARSA = {"episodes": 100, "alpha": 0.025, "gamma": 0.985, "epsilon": 0.40,
                   "epsilon_min": 0.10, "epsilon_decay": 0.995, "trace_lambda": 0.5,
                   "trace_threshold": 1e-5, "checkpoint_every": 10, "eval_episodes": 3,
@@ -201,3 +201,39 @@ def test_tune_trials_resolve_the_auto_state_for_their_own_workload():
     assert config.state is None and config.edges[0] == [0.5]
     # the seed recipe keeps the seed's bins
     assert load_experiment("sarsa", "seed").training["bins"] == list(DEFAULT_BINS)
+
+
+def test_the_twin_recipe_trains_and_chooses_with_qos_headroom(tmp_path):
+    """The twin recipe's slo_cost target is the farm config's SLO plus QOS_HEADROOM, in the
+    trainers' and Tune's env_config, so the reward and the ranking (harness.slo_of) use it;
+    the seed recipe, --qos-headroom 0 and the comparison tools keep the config's SLO."""
+    from rl_autoscaling.env import QOS_HEADROOM
+    from rl_autoscaling.service.tune import load_experiment
+    from rl_autoscaling.training import dqn, sarsa
+    from rl_autoscaling.training.cli import env_config_from_args
+    from rl_autoscaling.training.compare import build_parser as compare_parser
+    from rl_autoscaling.training.harness import slo_of
+
+    key = "reward.slo_cost.qos_target"
+    assert 0 < QOS_HEADROOM < 0.01
+    for module in (sarsa, dqn):
+        cfg = env_config_from_args(module.build_parser("twin").parse_args([]))
+        assert cfg[key] == pytest.approx(0.99 + QOS_HEADROOM)
+        assert slo_of(cfg) == pytest.approx(0.99 + QOS_HEADROOM)
+        assert key not in env_config_from_args(module.build_parser("seed").parse_args(
+            ["--recipe", "seed"]))
+        off = env_config_from_args(module.build_parser("twin").parse_args(
+            ["--qos-headroom", "0"]))
+        assert key not in off and slo_of(off) == pytest.approx(0.99)
+    # over the workload's own SLO
+    farm = tmp_path / "farm.yml"
+    farm.write_text("reward:\n  slo_cost:\n    qos_target: 0.95\n")
+    cfg = env_config_from_args(dqn.build_parser("twin").parse_args(["--config", str(farm)]))
+    assert slo_of(cfg) == pytest.approx(0.95 + QOS_HEADROOM)
+    # Tune's trials and the recipes' settings
+    assert load_experiment("dqn").env_config[key] == pytest.approx(0.99 + QOS_HEADROOM)
+    assert key not in load_experiment("sarsa", "seed").env_config
+    assert EnvSettings(reward_profile="seed").qos_target() is None
+    # a tool that judges policies has no such flag: it judges at the SLO
+    with pytest.raises(SystemExit):
+        compare_parser().parse_args(["--qos-headroom", "0.01"])

@@ -59,7 +59,8 @@ def add_env_args(parser: argparse.ArgumentParser, *, task_seed: bool = True,
 
     g = parser.add_argument_group("environment")
     skip = [name for name, keep in (("task_seed", task_seed),
-                                    ("reward_profile", reward_profile)) if not keep]
+                                    ("reward_profile", reward_profile),
+                                    ("qos_headroom", reward_profile)) if not keep]
     add_flags(g, EnvSettings, recipe, skip=skip)  # bounds: EnvSettings (checked when built)
     add_live_arguments(g)  # --redis-url, --scaler, --time-scale (used with --backend live)
     return g
@@ -96,7 +97,8 @@ def env_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The env's ``env_config`` from :func:`add_env_args` flags."""
     from ..env import EnvSettings
 
-    overrides = {} if hasattr(args, "reward_profile") else {"reward_profile": None}
+    overrides = ({} if hasattr(args, "reward_profile")
+                 else {"reward_profile": None, "qos_headroom": 0.0})
     if not hasattr(args, "task_seed"):
         overrides["task_seed"] = None
     cfg = EnvSettings(**values_from_flags(EnvSettings, args, **overrides)).env_config()
