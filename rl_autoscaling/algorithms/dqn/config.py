@@ -173,6 +173,11 @@ CHECKPOINT_STEPS = 600
 TRAINING_STEPS = 21_600
 
 
+def _episodes_in(env_steps: int, max_steps: int) -> int:
+    """Whole episodes of ``max_steps`` steps closest to ``env_steps`` (at least 1)."""
+    return max(1, int(round(env_steps / max(1, int(max_steps)))))
+
+
 @dataclass(frozen=True)
 class DqnRun:
     """Trainer settings of DQN (``train_dqn`` and the Tune service). Defaults: the ``twin``
@@ -199,13 +204,13 @@ class DqnRun:
         """Training episodes for episodes of ``max_steps`` steps."""
         if self.episodes is not None:
             return int(self.episodes)
-        return max(1, int(round(TRAINING_STEPS / max(1, int(max_steps)))))
+        return _episodes_in(TRAINING_STEPS, max_steps)
 
     def checkpoint_interval(self, max_steps: int) -> int:
         """Episodes between checkpoints for episodes of ``max_steps`` steps."""
         if self.checkpoint_every is not None:
             return int(self.checkpoint_every)
-        return max(1, int(round(CHECKPOINT_STEPS / max(1, int(max_steps)))))
+        return _episodes_in(CHECKPOINT_STEPS, max_steps)
 
     def validate(self) -> DqnRun:
         """Raise ``ValueError`` naming the first value outside its declared bounds (run at
