@@ -56,10 +56,17 @@ DEFAULT_TIME = 1.5  # mean/max completion time reported when no task was collect
 
 #: Fewest steps of an episode whose length comes from its workload.
 MIN_EPISODE_STEPS = 30
-#: The twin recipe's QoS headroom over the SLO (EnvSettings.qos_headroom): DQN's models chosen
-#: at the SLO itself sat at 0.991-0.995 and two of nine scored under 0.99 on 20 held-out
-#: episodes; trained and chosen for 0.993, six of six held it (docs/algorithms.md)
-QOS_HEADROOM = 0.003
+
+
+def qos_headroom_setting(default: float) -> Any:
+    """The ``qos_headroom`` field of a trainer's settings (``SarsaRun``, ``DqnRun``): train
+    (slo_cost's ``qos_target``) and choose the model (the ranking's SLO) for the farm config's
+    SLO plus this much final QoS; ``default`` is the algorithm's twin-recipe value, the seed
+    recipe's is 0. Applied by :meth:`EnvSettings.env_config`."""
+    return setting(default, "train and choose the model for the SLO plus this much final QoS "
+                            "(slo_cost's qos_target, the ranking's SLO; the policy report "
+                            "states the target): a 20-episode mean varies by about +-0.004",
+                   seed=0.0, ge=0, lt=0.1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,12 +96,6 @@ class EnvSettings:
                     "the final-QoS SLO with the fewest worker-seconds; seed = the original "
                     "shaped reward", seed="seed", choices=REWARD_PROFILES)
 
-    qos_headroom: float = setting(
-        QOS_HEADROOM, "train and choose the model for the SLO plus this much final QoS "
-                      "(slo_cost's qos_target, the ranking's SLO; the policy report states the "
-                      "target): a 20-episode mean varies by about +-0.004",
-        seed=0.0, ge=0, lt=0.1)
-
     def __post_init__(self) -> None:
         self.validate()
 
@@ -104,14 +105,15 @@ class EnvSettings:
         returns self."""
         return check_bounds(self)
 
-    def qos_target(self) -> Optional[float]:
+    def qos_target(self, qos_headroom: float = 0.0) -> Optional[float]:
         """The final QoS the slo_cost reward trains for and the ranking chooses by: the
-        farm config's SLO (``reward.slo_cost.qos_target``) plus ``qos_headroom``, capped at 1;
-        None without headroom (the config's own) or under another reward."""
-        if not self.qos_headroom or self.reward_profile != "slo_cost":
+        farm config's SLO (``reward.slo_cost.qos_target``) plus a trainer's ``qos_headroom``
+        (:func:`qos_headroom_setting`), capped at 1; None without headroom (the config's own)
+        or under another reward."""
+        if not qos_headroom or self.reward_profile != "slo_cost":
             return None
         slo = float(load_config(self.config).reward.slo_cost.qos_target)
-        return min(1.0, slo + float(self.qos_headroom))
+        return min(1.0, slo + float(qos_headroom))
 
     def resolved_max_steps(self) -> int:
         """``max_steps``, or the workload's nominal seconds over the step length (at least
@@ -121,8 +123,9 @@ class EnvSettings:
         seconds = workload_seconds(load_config(self.config))
         return max(MIN_EPISODE_STEPS, int(math.ceil(seconds / float(self.step_duration) - 1e-9)))
 
-    def env_config(self) -> dict[str, Any]:
-        """The env's ``env_config`` (also Ray's): ``task_seed``/``config`` only when set."""
+    def env_config(self, qos_headroom: float = 0.0) -> dict[str, Any]:
+        """The env's ``env_config`` (also Ray's): ``task_seed``/``config`` only when set; a
+        trainer's ``qos_headroom`` raises slo_cost's ``qos_target`` (:meth:`qos_target`)."""
         cfg = {k: getattr(self, k) for k in ("step_duration", "observation_window",
                                              "initial_workers", "phase_shuffle",
                                              "phase_shuffle_seed", "backend")}
@@ -132,7 +135,7 @@ class EnvSettings:
         if self.config:
             cfg["config"] = str(self.config)
         cfg["reward.profile"] = self.reward_profile
-        target = self.qos_target()
+        target = self.qos_target(qos_headroom)
         if target is not None:
             cfg["reward.slo_cost.qos_target"] = round(target, 6)
         return cfg

@@ -203,11 +203,13 @@ def test_tune_trials_resolve_the_auto_state_for_their_own_workload():
     assert load_experiment("sarsa", "seed").training["bins"] == list(DEFAULT_BINS)
 
 
-def test_the_twin_recipe_trains_and_chooses_with_qos_headroom(tmp_path):
-    """The twin recipe's slo_cost target is the farm config's SLO plus QOS_HEADROOM, in the
-    trainers' and Tune's env_config, so the reward and the ranking (harness.slo_of) use it;
-    the seed recipe, --qos-headroom 0 and the comparison tools keep the config's SLO."""
-    from rl_autoscaling.env import QOS_HEADROOM
+def test_the_twin_recipe_trains_and_chooses_dqn_with_qos_headroom(tmp_path):
+    """DQN's twin-recipe slo_cost target is the farm config's SLO plus its QOS_HEADROOM, in
+    train_dqn's and Tune's env_config, so the reward and the ranking (harness.slo_of) use it;
+    SARSA's is the SLO itself (no headroom), as are the seed recipe's, --qos-headroom 0's and
+    the comparison tools'."""
+    from rl_autoscaling.algorithms.dqn.config import QOS_HEADROOM, DqnRun
+    from rl_autoscaling.algorithms.sarsa.tabular import SarsaRun
     from rl_autoscaling.service.tune import load_experiment
     from rl_autoscaling.training import dqn, sarsa
     from rl_autoscaling.training.cli import env_config_from_args
@@ -216,10 +218,16 @@ def test_the_twin_recipe_trains_and_chooses_with_qos_headroom(tmp_path):
 
     key = "reward.slo_cost.qos_target"
     assert 0 < QOS_HEADROOM < 0.01
+    assert DqnRun().qos_headroom == QOS_HEADROOM and SarsaRun().qos_headroom == 0
+    cfg = env_config_from_args(dqn.build_parser("twin").parse_args([]))
+    assert cfg[key] == pytest.approx(0.99 + QOS_HEADROOM)
+    assert slo_of(cfg) == pytest.approx(0.99 + QOS_HEADROOM)
+    cfg = env_config_from_args(sarsa.build_parser("twin").parse_args([]))
+    assert key not in cfg and slo_of(cfg) == pytest.approx(0.99)
+    cfg = env_config_from_args(sarsa.build_parser("twin").parse_args(
+        ["--qos-headroom", "0.004"]))
+    assert slo_of(cfg) == pytest.approx(0.994)
     for module in (sarsa, dqn):
-        cfg = env_config_from_args(module.build_parser("twin").parse_args([]))
-        assert cfg[key] == pytest.approx(0.99 + QOS_HEADROOM)
-        assert slo_of(cfg) == pytest.approx(0.99 + QOS_HEADROOM)
         assert key not in env_config_from_args(module.build_parser("seed").parse_args(
             ["--recipe", "seed"]))
         off = env_config_from_args(module.build_parser("twin").parse_args(
@@ -230,10 +238,11 @@ def test_the_twin_recipe_trains_and_chooses_with_qos_headroom(tmp_path):
     farm.write_text("reward:\n  slo_cost:\n    qos_target: 0.95\n")
     cfg = env_config_from_args(dqn.build_parser("twin").parse_args(["--config", str(farm)]))
     assert slo_of(cfg) == pytest.approx(0.95 + QOS_HEADROOM)
-    # Tune's trials and the recipes' settings
+    # Tune's trials follow each algorithm's recipe
     assert load_experiment("dqn").env_config[key] == pytest.approx(0.99 + QOS_HEADROOM)
-    assert key not in load_experiment("sarsa", "seed").env_config
-    assert EnvSettings(reward_profile="seed").qos_target() is None
+    assert key not in load_experiment("sarsa").env_config
+    assert key not in load_experiment("dqn", "seed").env_config
+    assert EnvSettings(reward_profile="seed").qos_target(QOS_HEADROOM) is None
     # a tool that judges policies has no such flag: it judges at the SLO
     with pytest.raises(SystemExit):
         compare_parser().parse_args(["--qos-headroom", "0.01"])

@@ -59,8 +59,7 @@ def add_env_args(parser: argparse.ArgumentParser, *, task_seed: bool = True,
 
     g = parser.add_argument_group("environment")
     skip = [name for name, keep in (("task_seed", task_seed),
-                                    ("reward_profile", reward_profile),
-                                    ("qos_headroom", reward_profile)) if not keep]
+                                    ("reward_profile", reward_profile)) if not keep]
     add_flags(g, EnvSettings, recipe, skip=skip)  # bounds: EnvSettings (checked when built)
     add_live_arguments(g)  # --redis-url, --scaler, --time-scale (used with --backend live)
     return g
@@ -68,11 +67,12 @@ def add_env_args(parser: argparse.ArgumentParser, *, task_seed: bool = True,
 
 def add_training_args(parser: argparse.ArgumentParser, algo: str, run_settings: type,
                       recipe: str = DEFAULT_RECIPE) -> None:
-    """``--recipe``, ``--episodes``, the env flags, ``--reward-profile`` and ``--output-dir`` of
-    a trainer (defaults: ``recipe``'s)."""
+    """``--recipe``, ``--episodes``, the env flags, ``--reward-profile``, the algorithm's
+    ``--qos-headroom`` and ``--output-dir`` of a trainer (defaults: ``recipe``'s)."""
     add_recipe_flag(parser, recipe)
     add_flags(parser, run_settings, recipe, only=("episodes",))
-    add_env_args(parser, reward_profile=True, recipe=recipe)
+    env = add_env_args(parser, reward_profile=True, recipe=recipe)
+    add_flags(env, run_settings, recipe, only=("qos_headroom",))
     parser.add_argument("--output-dir", default="runs",
                         help=f"base directory of {algo}_run_<ts>/ (default %(default)s)")
 
@@ -94,14 +94,15 @@ def run_settings_of(run_settings: type, args: argparse.Namespace) -> Any:
 
 
 def env_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The env's ``env_config`` from :func:`add_env_args` flags."""
+    """The env's ``env_config`` from :func:`add_env_args` flags (and a trainer's
+    ``--qos-headroom``, :func:`add_training_args`)."""
     from ..env import EnvSettings
 
-    overrides = ({} if hasattr(args, "reward_profile")
-                 else {"reward_profile": None, "qos_headroom": 0.0})
+    overrides = {} if hasattr(args, "reward_profile") else {"reward_profile": None}
     if not hasattr(args, "task_seed"):
         overrides["task_seed"] = None
-    cfg = EnvSettings(**values_from_flags(EnvSettings, args, **overrides)).env_config()
+    cfg = EnvSettings(**values_from_flags(EnvSettings, args, **overrides)).env_config(
+        qos_headroom=getattr(args, "qos_headroom", 0.0))
     if cfg.get("reward.profile") is None:
         cfg.pop("reward.profile")
     if args.backend == "live":

@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     # the env settings' one owner (rl_autoscaling.env.EnvSettings): --max-steps,
     # --step-duration, --observation-window, --initial-workers
     add_flags(p, EnvSettings, skip=("task_seed", "phase_shuffle", "phase_shuffle_seed",
-                                    "config", "backend", "reward_profile", "qos_headroom"))
+                                    "config", "backend", "reward_profile"))
     p.add_argument("--min-workers", type=int, default=1, help="lowest worker count")
     p.add_argument("--max-workers", type=int, default=32, help="highest worker count")
     p.add_argument("--seed", type=int, default=42,

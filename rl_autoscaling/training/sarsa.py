@@ -73,7 +73,8 @@ def build_parser(recipe: str = DEFAULT_RECIPE) -> argparse.ArgumentParser:
         description="Train a tabular SARSA(lambda) autoscaler (RLlib SarsaLambda algorithm).")
     add_training_args(p, "sarsa", SarsaRun, recipe)
     g = p.add_argument_group("SARSA(lambda)")
-    add_flags(g, SarsaRun, recipe, skip=("episodes", "checkpoint_every", "eval_episodes"))
+    add_flags(g, SarsaRun, recipe, skip=("episodes", "checkpoint_every", "eval_episodes",
+                                     "qos_headroom"))
     add_flags(g, SarsaHyperparams, recipe, types={"tie_action": int})
     hp = recipe_instance(SarsaHyperparams, recipe)
     g.add_argument("--explore-start-range", type=int, nargs=2, metavar=("MIN", "MAX"),

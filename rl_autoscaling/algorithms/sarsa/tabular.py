@@ -43,6 +43,7 @@ import numpy as np
 from ...common.metrics import EpisodeTrace
 from ...common.modelio import ModelFileError, load_pickle, save_pickle
 from ...common.settings import check_bounds, setting
+from ...env import qos_headroom_setting
 from ...observation import DEFAULT_HIGH, DEFAULT_LOW, OBS_SIZE, SERVICE_RATE, Obs, load_of
 
 ACTION_SIZE = 3
@@ -338,6 +339,9 @@ class SarsaRun:
         None, "bins per observation dimension (none: the edges of --state; "
               "4 7 1 1 8 8 1 5 6: the seed's, with its explicit edges; other values: "
               "equal-width bins between the observation bounds)", seed=DEFAULT_BINS, metavar="N")
+    # no QoS headroom: chosen at the SLO itself, SARSA's models met it on 10 of 10 training
+    # seeds' held-out episodes; with DQN's 0.003 they cost 0.015-0.03 x more workers
+    qos_headroom: float = qos_headroom_setting(0.0)
 
     def __post_init__(self) -> None:
         self.validate()
