@@ -39,6 +39,7 @@ def test_default_config_matches_spec_values():
                              "ramp_from": 0.3}]},
      "phase_definitions[0].ramp_to is required for a ramp phase"),
     ({"generator": {"rate_min": 3.0}}, "generator.rate_min must be <= rate_max"),
+    ({"generator": {"start_max": 0.1}}, "generator.rate_min must be <= start_max"),
     ({"generator": {"shapes": ["steady", "sawtooth"]}}, "generator.shapes[1] must be one of"),
     ({"generator": {}, "trace": "t.csv"}, "trace and generator exclude each other"),
 ])

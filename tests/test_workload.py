@@ -191,7 +191,7 @@ def test_the_generator_is_deterministic_per_seed_and_covers_its_ranges():
     assert np.array_equal(a.arrivals, b.arrivals) and a.phase_names == b.phase_names
     assert episode_workload(mixed, 12).phase_names != a.phase_names
     assert a.expected_tasks <= expected_task_count(mixed)
-    lengths, rates, shapes, counts = [], [], set(), []
+    lengths, rates, shapes, counts, openings = [], [], set(), [], []
     for seed in range(200):
         phases = episode_profile(mixed, seed).phase_definitions
         lengths.append(sum(p.phase_duration for p in phases))
@@ -200,6 +200,10 @@ def test_the_generator_is_deterministic_per_seed_and_covers_its_ranges():
         for p in phases:
             t = np.linspace(0, p.phase_duration, 50, endpoint=False)
             rates.extend(rate_profile(p, t).tolist())
+            if p.name.startswith("1 "):  # the first shape (a day has three phases)
+                openings.extend(rate_profile(p, t).tolist())
+    # the first shape never exceeds start_max (x1.0: the workers at reset serve it)
+    assert gen.start_max == 1.0 and 0.9 < max(openings) <= gen.start_max
     # 30-120 steps of 8 s, rates x0.2-x2.5: covered, never exceeded
     assert gen.episode_min <= min(lengths) < 300 and 900 < max(lengths) <= gen.episode_max
     assert gen.rate_min <= min(rates) < 0.3 and 2.4 < max(rates) <= gen.rate_max

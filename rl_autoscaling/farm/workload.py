@@ -119,24 +119,28 @@ def episode_steps(cfg: FarmConfig, step_duration: float, drain_steps: int = 2) -
 def generated_phases(gen: GeneratorConfig, rng: np.random.Generator) -> list[PhaseConfig]:
     """One episode's phases drawn by the generator ``gen`` with ``rng`` (see GeneratorConfig)."""
     total = float(rng.uniform(gen.episode_min, gen.episode_max))
-    lo, hi = gen.rate_min, gen.rate_max
-    mid = (lo + hi) / 2
 
-    def rate(a: float = lo, b: float = hi) -> float:
+    def rate(a: float, b: float) -> float:
         return float(rng.uniform(a, b))
 
     phases: list[PhaseConfig] = []
-    level, t, shapes = rate(), 0.0, 0
+    level, t, shapes = None, 0.0, 0
     while total - t > 1e-6:
+        # the first shape opens at rates the workers at reset can serve (start_max)
+        lo = gen.rate_min
+        hi = gen.rate_max if phases else min(gen.rate_max, gen.start_max)
+        mid = (lo + hi) / 2
+        if level is None:
+            level = rate(lo, hi)
         length = min(float(rng.uniform(gen.shape_min, gen.shape_max)), total - t)
         shape = gen.shapes[int(rng.integers(len(gen.shapes)))]
         shapes += 1
         name = f"{shapes} {shape}"
         if shape == "steady":
-            level = rate()
+            level = rate(lo, hi)
             phases.append(PhaseConfig(name, length, multiplier=level))
         elif shape == "ramp":
-            end = rate()
+            end = rate(lo, hi)
             phases.append(PhaseConfig(name, length, pattern="ramp", ramp_from=level,
                                       ramp_to=end))
             level = end
