@@ -183,8 +183,10 @@ def test_serve_runs_a_model_continuously_on_the_local_farm(redis_srv, tmp_path):
                 time.sleep(0.2)
             collected_at = time.time()  # one more decision observes the last collections
             serve.wait_for(lambda e: e["event"] == "decision" and e["ts"] > collected_at, 10)
-            sent = time.time()
+            # the clock starts once the signal is queued: on a busy 2-core machine this
+            # thread can lose the CPU between reading the clock and kill(), for a whole step
             serve.proc.send_signal(signal.SIGTERM)
+            sent = time.time()
             stop = serve.wait_for(lambda e: e["event"] == "stop", 10)
             assert serve.finish(timeout=30) == 0
             scraped_reloads = prometheus.query(
