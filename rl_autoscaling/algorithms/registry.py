@@ -56,11 +56,12 @@ class AlgorithmDescription:
         names = {f.name for f in fields(self.hyperparams)}
         self.hyperparams(**{k: v for k, v in training.items() if k in names}).validate()
 
-    def recipe_spec(self, recipe: str, env: Mapping[str, Any]) -> dict[str, Any]:
+    def recipe_spec(self, recipe: str, env_settings: Any) -> dict[str, Any]:
         """The Tune spec sections ``recipe`` sets (a spec file then overrides them): the
-        trial's training and ``env`` (the env's ``env_config``), and the iterations,
-        checkpoints and evaluations of the recipe's episodes."""
+        trial's training and env (``env_settings``' ``env_config`` with the algorithm's QoS
+        headroom), and the iterations, checkpoints and evaluations of the recipe's episodes."""
         run = recipe_instance(self.run_settings, recipe)
+        env = env_settings.env_config(qos_headroom=run.qos_headroom)
         training = self.recipe_training(recipe)
         per = self.episodes_per_iteration(training)
         episodes = run.checkpoint_interval(int(env["max_steps"]))

@@ -358,12 +358,10 @@ def load_experiment(algo: str, recipe: str = DEFAULT_RECIPE, path: str | Path | 
     checkpoints, evaluations), then ``--smoke`` and ``--set`` overrides."""
     from ..env import EnvSettings
 
-    spec = algorithm(algo)
-    headroom = recipe_instance(spec.run_settings, recipe).qos_headroom
-    env = recipe_instance(EnvSettings, recipe).env_config(qos_headroom=headroom)
     return load_spec(path or TUNE_CONFIG_DIR / f"{algo}.yaml", algo, smoke=smoke,
                      overrides=overrides, training_keys=training_keys(algo),
-                     base=spec.recipe_spec(recipe, env))
+                     base=algorithm(algo).recipe_spec(recipe,
+                                                      recipe_instance(EnvSettings, recipe)))
 
 
 def run(args: argparse.Namespace) -> int:
