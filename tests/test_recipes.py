@@ -246,3 +246,32 @@ def test_the_twin_recipe_trains_and_chooses_dqn_with_qos_headroom(tmp_path):
     # a tool that judges policies has no such flag: it judges at the SLO
     with pytest.raises(SystemExit):
         compare_parser().parse_args(["--qos-headroom", "0.01"])
+
+
+def test_the_dqn_docs_quote_the_flags_defaults():
+    """docs/algorithms.md's DQN table gives each flag with its default: parsing the quoted
+    ``--flag value`` gives what ``train_dqn`` parses with no flags (a stale value, e.g. the
+    seed's learning rate shown as the default, fails here)."""
+    import re
+    from pathlib import Path
+
+    from rl_autoscaling.training import dqn as train_dqn
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "algorithms.md").read_text()
+    table = doc.split("| aspect | what the code does | `train_dqn` flag", 1)[1]
+    rows = table.split("\n\n", 1)[0].splitlines()[2:]
+    defaults = _parsed(train_dqn, [])
+    takes_value = {flag: action.nargs != 0 for flag, action in
+                   train_dqn.build_parser("twin")._option_string_actions.items()}
+    quoted = 0
+    for row in rows:
+        cell = re.sub(r"\(seed[^)]*\)", "", row.rstrip(" |").rsplit("|", 1)[1])
+        for flag, *values in (span.split() for span in re.findall(r"`(--[^`]+)`", cell)):
+            if takes_value[flag] and not values:  # named, not quoted with a value
+                continue
+            parsed = _parsed(train_dqn, [flag, *values])
+            changed = {k: v for k, v in parsed.items() if v != defaults[k]}
+            assert not changed, f"{flag} {' '.join(values)}: docs say {changed}, code " \
+                                f"{ {k: defaults[k] for k in changed} }"
+            quoted += 1
+    assert quoted >= 12  # the table's flags were all found
