@@ -183,8 +183,7 @@ def test_serve_runs_a_model_continuously_on_the_local_farm(redis_srv, tmp_path):
                 time.sleep(0.2)
             collected_at = time.time()  # one more decision observes the last collections
             serve.wait_for(lambda e: e["event"] == "decision" and e["ts"] > collected_at, 10)
-            # the clock starts once the signal is queued: on a busy 2-core machine this
-            # thread can lose the CPU between reading the clock and kill(), for a whole step
+            # the clock starts once the signal is queued
             serve.proc.send_signal(signal.SIGTERM)
             sent = time.time()
             stop = serve.wait_for(lambda e: e["event"] == "stop", 10)

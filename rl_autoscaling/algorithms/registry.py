@@ -14,12 +14,15 @@ from __future__ import annotations
 import inspect
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..common.errors import UserError
 from ..common.settings import recipe_instance
 from .dqn.config import DqnHyperparams, DqnRun
 from .sarsa.tabular import SarsaHyperparams, SarsaRun
+
+if TYPE_CHECKING:
+    from ..env import EnvSettings
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class AlgorithmDescription:
         names = {f.name for f in fields(self.hyperparams)}
         self.hyperparams(**{k: v for k, v in training.items() if k in names}).validate()
 
-    def recipe_spec(self, recipe: str, env_settings: Any) -> dict[str, Any]:
+    def recipe_spec(self, recipe: str, env_settings: EnvSettings) -> dict[str, Any]:
         """The Tune spec sections ``recipe`` sets (a spec file then overrides them): the
         trial's training and env (``env_settings``' ``env_config`` with the algorithm's QoS
         headroom), and the iterations, checkpoints and evaluations of the recipe's episodes."""
