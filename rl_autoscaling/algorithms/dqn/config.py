@@ -72,18 +72,14 @@ bootstrapping is the correct choice for a time limit that is not part of the sta
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Optional, Sequence
-
-from ray.rllib.algorithms.dqn import DQNConfig
-from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from ...common.settings import check_bounds, setting
 from ...env import qos_headroom_setting
-from .learner import FarmDQN, PolyakDQNLearner
-from .model import derived_inputs_of
-from .replay import FlatEpisodeReplayBuffer
 from .schedule import epsilon_schedule
-from .training_env import DQN_ENV_NAME, DqnEpisodeMetrics
+
+if TYPE_CHECKING:
+    from ray.rllib.algorithms.dqn import DQNConfig
 
 
 @dataclass
@@ -226,7 +222,7 @@ class DqnRun:
 
 
 def dqn_config(hp: DqnHyperparams, env_config: Mapping[str, Any], *,
-               seed: int | None = None, env_name: str = DQN_ENV_NAME,
+               seed: int | None = None, env_name: str | None = None,
                iteration_steps: int | None = None) -> DQNConfig:
     """Map our flags to an RLlib ``DQNConfig`` on the new API stack (table above).
 
@@ -235,10 +231,22 @@ def dqn_config(hp: DqnHyperparams, env_config: Mapping[str, Any], *,
         env_config: the farm env's config (constructor args, ``config`` path, overrides);
             ``max_steps`` (default 30) sets the epsilon schedule's episode length.
         seed: RLlib's seed (network init, exploration, replay sampling).
-        env_name: the registered Ray env (``register_dqn_env()`` registers the default).
+        env_name: the registered Ray env (default ``DQN_ENV_NAME``, which
+            ``register_dqn_env()`` registers).
         iteration_steps: env steps per ``algo.train()`` call (at least); default
             ``max_steps``. An iteration runs whole training steps (S env steps each).
     """
+    # RLlib and torch load here, not with the module: the settings above validate a trainer's
+    # flags without them (a refused flag exits in a fraction of a second).
+    from ray.rllib.algorithms.dqn import DQNConfig
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    from .learner import FarmDQN, PolyakDQNLearner
+    from .model import derived_inputs_of
+    from .replay import FlatEpisodeReplayBuffer
+    from .training_env import DQN_ENV_NAME, DqnEpisodeMetrics
+
+    env_name = env_name or DQN_ENV_NAME
     hp.validate()
     steps_per_episode = int(env_config.get("max_steps", 30))
     schedule = epsilon_schedule(hp.epsilon_start, hp.epsilon_end, hp.epsilon_decay,

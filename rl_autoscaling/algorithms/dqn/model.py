@@ -27,11 +27,13 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import torch
-from torch import nn
+
+if TYPE_CHECKING:  # torch loads where a network or a file is built (a flag check needs none)
+    import torch
+    from torch import nn
 
 from ...common.modelio import ModelFileError, atomic_write_bytes
 from ...observation import load_of
@@ -126,6 +128,8 @@ class ObservationScaler:
 
 def build_q_network(obs_size: int, hidden_layers: Sequence[int], action_size: int) -> nn.Sequential:
     """The MLP ``obs -> hidden... (ReLU) -> Q-values`` (same layout as RLlib's DQN module)."""
+    from torch import nn
+
     if not hidden_layers:
         raise ValueError("hidden_layers must hold at least one layer size")
     layers: list[nn.Module] = []
@@ -176,6 +180,8 @@ def save_dqn_model(
         "episode": int(episode),
         "rllib_checkpoint": str(rllib_checkpoint),
     }
+    import torch
+
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     return atomic_write_bytes(path, buffer.getvalue())
@@ -196,6 +202,8 @@ def load_dqn_model(path: str | Path) -> dict[str, Any]:
     if kind:
         raise DqnModelError(f"{path} is not a DQN model file: expected a .pt written by "
                             f"train_dqn (a torch zip archive), got {kind}")
+    import torch
+
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, BadZipFile, ...
