@@ -48,14 +48,18 @@ def test_baselines_only_report(tmp_path, capsys):
 @pytest.mark.slow
 def test_trained_agents_over_training_seeds(tmp_path, monkeypatch):
     tiny = "--episodes 2 --checkpoint-every 0 --eval-episodes 0"
-    assert bench.main(["--algos", "sarsa", "--workloads", "default", "--train-workloads",
-                       "default", "--train-seeds", "2", "--eval-episodes", "2",
+    # no --train-workloads: the agents train on the --workloads, nothing else
+    assert bench.main(["--algos", "sarsa", "--workloads", "default",
+                       "--train-seeds", "2", "--eval-episodes", "2",
                        "--calibration-episodes", "1", "--clairvoyant-episodes", "0",
                        "--trainer-args", tiny,
                        "--output-dir", str(tmp_path)]) == 0
     (out,) = tmp_path.glob("bench_*")
     results = json.loads((out / "results.json").read_text())
     row = results["workloads"]["default"]["agents"]["SARSA"]
+    assert results["settings"]["train_workloads"] == ["default"]
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["sarsa_default_s0",
+                                                                 "sarsa_default_s1"]
     assert row["units"] == 2 and len(row["per_step_workers"]) >= 1
     q, half = row["final_qos"]
     assert 0.0 <= q <= 1.0 and half >= 0.0
@@ -69,6 +73,17 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert bench.main(["--algos", "--train-seeds", "0", "--output-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --train-seeds must be >= 1"]
+
+
+def test_a_training_workload_reported_nowhere_is_refused_before_training(tmp_path, capsys):
+    """Without --shift a model is reported only on the workload it was trained on: training on
+    one outside --workloads would cost its training and show nothing."""
+    assert bench.main(["--algos", "sarsa", "--workloads", "default", "--train-workloads",
+                       "default", "spike", "--output-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --train-workloads spike: not among --workloads, so its models would be trained "
+        "and reported nowhere (add it to --workloads, or pass --shift)"]
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_yaml_workload_with_max_steps_and_the_clairvoyant_below_the_frontier(tmp_path):

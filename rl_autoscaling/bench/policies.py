@@ -394,10 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workloads", nargs="+", default=list(WORKLOADS), metavar="WORKLOAD",
                    help="workloads to evaluate on: " + ", ".join(WORKLOADS) + ", a packaged "
                         "profile (day, flash, mixed, ...) or a farm YAML path")
-    p.add_argument("--train-workloads", nargs="+", default=["default", "shuffle", "spike"],
-                   metavar="WORKLOAD",
-                   help="workloads to train on (each trained model is evaluated on every "
-                        "workload with --shift)")
+    p.add_argument("--train-workloads", nargs="+", default=None, metavar="WORKLOAD",
+                   help="workloads to train on (default: the --workloads; each one must be "
+                        "among them unless --shift, which reports every trained model on "
+                        "every workload)")
     p.add_argument("--shift", action="store_true",
                    help="also report each model on the workloads it was not trained on")
     p.add_argument("--train-seeds", type=int, default=3, help="training seeds per agent")
@@ -429,8 +429,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UserError(f"--{flag.replace('_', '-')} must be >= 1")
         if args.clairvoyant_episodes < 0:
             raise UserError("--clairvoyant-episodes must be >= 0")
+        if args.train_workloads is None:
+            args.train_workloads = list(args.workloads)
         for workload in {*args.workloads, *args.train_workloads}:
             workload_spec(workload)  # a bad name or file fails before anything runs
+        unreported = [w for w in args.train_workloads if w not in args.workloads]
+        if args.algos and unreported and not args.shift:
+            raise UserError(f"--train-workloads {' '.join(unreported)}: not among --workloads, "
+                            "so its models would be trained and reported nowhere (add it to "
+                            "--workloads, or pass --shift)")
         if not 0 < args.slo <= 1:
             raise UserError(f"--slo must be in (0, 1], got {args.slo}")
         logging.basicConfig(level=logging.INFO, format="%(message)s")
