@@ -41,6 +41,14 @@ def test_baselines_only_report(tmp_path, capsys):
         assert agents["StaticBest"]["frontier_ratio"][0] == pytest.approx(1.0)
         assert agents["StaticBest"]["frontier_qos_gap"][0] == pytest.approx(0.0, abs=1e-9)
         assert (out / f"pareto_{workload}.png").stat().st_size > 0
+        assert (out / f"steps_{workload}.png").stat().st_size > 0
+        # each step's mean over the episodes running then: the default workload's episodes
+        # drain at different steps, and a static count's mean is still that count once reached
+        static = agents["StaticBest"]
+        steps = static["per_step_workers"]
+        assert len(steps) >= 20 and all(math.isfinite(w) for w in steps)
+        assert steps[-1] == pytest.approx(static["params"]["workers"])
+        assert len(static["per_step_arrival_rate"]) == len(steps)
     assert set(results["settings"]["eval_seeds"]).isdisjoint(
         results["settings"]["calibration_seeds"])
 

@@ -28,9 +28,10 @@ the ratio of mean workers to the static frontier at the same QoS (below 1: cheap
 fixed count reaching that QoS; NaN above the frontier's best QoS), the final QoS minus the
 frontier's at the same mean workers (above 0: better than a fixed count that dear; where the
 frontier is flat, as on flash crowds, this says more than the ratio), and the frontier's
-workers at the SLO. Writes ``report.md``, ``results.json``, ``pareto_<workload>.png`` and
+workers at the SLO. Writes ``report.md``, ``results.json``, ``pareto_<workload>.png``,
 ``load_<workload>.png`` (workers against the load, per step, on the first evaluation seed, for
-every agent) to ``<output-dir>/bench_<UTC ts>/``.
+every agent) and ``steps_<workload>.png`` (the same, each step the mean over every evaluation
+episode and training seed) to ``<output-dir>/bench_<UTC ts>/``.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def make_env(workload: str, max_steps: int | None = None):
 def _figures(traces, frontier) -> dict[str, list[float]]:
     """Per-episode figures of ``traces``; ``example``: the first episode's steps."""
     out: dict[str, Any] = {key: [] for key, _, _ in METRICS}
-    out["worker_counts"] = []
+    out["worker_counts"], out["arrival_rate_rows"] = [], []
     for trace in traces:
         s = trace.summary()
         out["final_qos"].append(s["final_qos"])
@@ -136,6 +137,7 @@ def _figures(traces, frontier) -> dict[str, list[float]]:
         out["frontier_ratio"].append(math.nan)
         out["frontier_qos_gap"].append(math.nan)
         out["worker_counts"].append(list(trace.worker_counts))
+        out["arrival_rate_rows"].append(list(trace.arrival_rates))
         if "example" not in out:
             out["example"] = {"worker_counts": list(trace.worker_counts),
                               "arrival_rates": list(trace.arrival_rates),
@@ -180,14 +182,22 @@ def summarise(per_unit: Sequence[Mapping[str, list[float]]]) -> dict[str, Any]:
     row["units"] = len(per_unit)
     row["episodes"] = len(per_unit[0]["final_qos"])
     row["example"] = per_unit[0].get("example")
-    row["per_step_workers"] = np.mean([np.mean(u["worker_counts"], axis=0)
-                                       for u in per_unit if _rectangular(u["worker_counts"])]
-                                      or [[math.nan]], axis=0).tolist()
+    # step by step over every episode (of every unit) still running at that step: episodes
+    # that drain early (the default workload's end at 25-30 steps) leave the later means
+    row["per_step_workers"] = _ragged_mean([r for u in per_unit for r in u["worker_counts"]])
+    row["per_step_arrival_rate"] = _ragged_mean(
+        [r for u in per_unit for r in u.get("arrival_rate_rows", [])])
     return row
 
 
-def _rectangular(rows: Sequence[Sequence[float]]) -> bool:
-    return len({len(r) for r in rows}) == 1
+def _ragged_mean(rows: Sequence[Sequence[float]]) -> list[float]:
+    """Per-index mean of rows of unequal length (each index over the rows that reach it)."""
+    if not rows:
+        return [math.nan]
+    padded = np.full((len(rows), max(len(r) for r in rows)), np.nan)
+    for i, r in enumerate(rows):
+        padded[i, :len(r)] = r
+    return np.nanmean(padded, axis=0).tolist()
 
 
 def train(algo: str, workload: str, k: int, out: Path, extra: Sequence[str],
@@ -353,6 +363,24 @@ def plot_load(workload: str, data: Mapping[str, Any], path: Path) -> Path:
                                 traces, path, SERVICE_TIME)
 
 
+def plot_mean_steps(workload: str, data: Mapping[str, Any], path: Path) -> Path:
+    """Workers against the load step by step, each the mean over every evaluation episode (and
+    training seed): a ratchet or a fixed count shows here even where one episode hides it."""
+    from ..reporting.load import plot_workers_vs_load
+
+    example = next((row["example"] for row in data["agents"].values() if row.get("example")),
+                   None)
+    step = float(np.mean(example["step_seconds"])) if example else 8.0
+    traces = {name: {"worker_counts": row["per_step_workers"],
+                     "arrival_rates": row["per_step_arrival_rate"],
+                     "step_seconds": [step] * len(row["per_step_workers"])}
+              for name, row in data["agents"].items()
+              if np.isfinite(row.get("per_step_workers", [math.nan])[0])}
+    return plot_workers_vs_load(f"{workload}: workers against the load, each step's mean over "
+                                "every evaluation episode (and training seed)",
+                                traces, path, SERVICE_TIME)
+
+
 def plot_pareto(workload: str, data: Mapping[str, Any], path: Path) -> Path:
     """Final QoS against mean workers: the static frontier as a line, each agent as a point
     with its 95 % CI in both directions."""
@@ -447,6 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for workload, data in results["workloads"].items():
             plot_pareto(workload, data, out / f"pareto_{file_tag(workload)}.png")
             plot_load(workload, data, out / f"load_{file_tag(workload)}.png")
+            plot_mean_steps(workload, data, out / f"steps_{file_tag(workload)}.png")
         atomic_write_json(out / "results.json", results)
         atomic_write_text(out / "report.md", report + "\n")
         print(report)
