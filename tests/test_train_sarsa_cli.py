@@ -194,9 +194,13 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys, args, match
     assert not out.exists()  # nothing is created for a refused command
 
 
-def test_bad_bins_is_an_argparse_error():
-    proc = cli("rl_autoscaling.train_sarsa", "--bins", "1", "2", "3")
+def test_bad_bins_is_an_argparse_error(tmp_path):
+    out = tmp_path / "runs"
+    proc = cli("rl_autoscaling.train_sarsa", "--bins", "1", "2", "3", "--output-dir", str(out))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: bins needs 9 integers (one per observation), got 3"]
+    assert not out.exists()  # refused before the run directory was made
 
 
 @pytest.mark.slow
