@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..algorithms.sarsa.tabular import (
-    Discretiser,
     SarsaHyperparams,
     SarsaLambdaLearner,
     SarsaRun,
@@ -114,7 +113,6 @@ def _resolve_start(args: argparse.Namespace, log: logging.Logger | None = None
             raise ValueError("--resume-reset-hyperparams/--resume-reset-epsilon need "
                              "--resume-model")
         if run.bins is not None:
-            Discretiser.from_bins(run.bins)  # a bad --bins fails before the run directory
             return (cli_hp, *run.state_edges(), None)
         name, why = run.resolved_state(args.config, args.step_duration)
         print(f"state: {name} ({'auto: ' if run.state == 'auto' else ''}{why})", flush=True)

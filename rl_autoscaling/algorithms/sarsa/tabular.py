@@ -348,8 +348,12 @@ class SarsaRun:
 
     def validate(self) -> SarsaRun:
         """Raise ValueError naming the first value outside its declared bounds (run at
-        construction); returns self. ``bins`` is checked by :class:`Discretiser`."""
-        return check_bounds(self)
+        construction, so a trainer refuses a flag before its run directory exists); returns
+        self. ``bins`` is checked by :class:`Discretiser`."""
+        check_bounds(self)
+        if self.bins is not None:
+            Discretiser.from_bins(self.bins)
+        return self
 
     def episode_count(self, max_steps: int) -> int:
         """Training episodes (the same for any episode length)."""
