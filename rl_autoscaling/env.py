@@ -69,6 +69,17 @@ def qos_headroom_setting(default: float) -> Any:
                    seed=0.0, ge=0, lt=0.1)
 
 
+def miss_penalty_setting(default: Optional[float]) -> Any:
+    """The ``miss_penalty`` field of a trainer's settings (``SarsaRun``, ``DqnRun``): the
+    slo_cost reward's charge, once per episode, for missing the SLO (None: the farm config's
+    ``reward.slo_cost.miss_penalty``, 50); ``default`` is the algorithm's twin-recipe value, the
+    seed recipe's is None. Applied by :meth:`EnvSettings.env_config`
+    (docs/env.md#the-slo_cost-reward says why SARSA trains without it)."""
+    return setting(default, "slo_cost's charge for an episode that misses the SLO, on top of "
+                            "its misses over the SLO's budget (none: the farm config's "
+                            "reward.slo_cost.miss_penalty)", seed=None, ge=0, metavar="COST")
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvSettings:
     """The env settings of the trainers, testers, comparisons, benches and Tune specs: one
@@ -123,9 +134,11 @@ class EnvSettings:
         seconds = workload_seconds(load_config(self.config))
         return max(MIN_EPISODE_STEPS, int(math.ceil(seconds / float(self.step_duration) - 1e-9)))
 
-    def env_config(self, qos_headroom: float = 0.0) -> dict[str, Any]:
+    def env_config(self, qos_headroom: float = 0.0,
+                   miss_penalty: Optional[float] = None) -> dict[str, Any]:
         """The env's ``env_config`` (also Ray's): ``task_seed``/``config`` only when set; a
-        trainer's ``qos_headroom`` raises slo_cost's ``qos_target`` (:meth:`qos_target`)."""
+        trainer's ``qos_headroom`` raises slo_cost's ``qos_target`` (:meth:`qos_target`) and
+        its ``miss_penalty`` (not None) replaces slo_cost's (:func:`miss_penalty_setting`)."""
         cfg = {k: getattr(self, k) for k in ("step_duration", "observation_window",
                                              "initial_workers", "phase_shuffle",
                                              "phase_shuffle_seed", "backend")}
@@ -138,6 +151,8 @@ class EnvSettings:
         target = self.qos_target(qos_headroom)
         if target is not None:
             cfg["reward.slo_cost.qos_target"] = round(target, 6)
+        if miss_penalty is not None and self.reward_profile == "slo_cost":
+            cfg["reward.slo_cost.miss_penalty"] = float(miss_penalty)
         return cfg
 
 

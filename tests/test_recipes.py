@@ -19,7 +19,8 @@ from rl_autoscaling.env import EnvSettings
 # its train_sarsa.py / train_dqn.py / rl_environment.py).
 ORIGINAL_ENV = {"max_steps": 30, "step_duration": 8.0, "observation_window": 8.0,
                 "initial_workers": 12, "task_seed": 42, "phase_shuffle": False,
-                "phase_shuffle_seed": None, "reward_profile": "seed", "qos_headroom": 0.0}
+                "phase_shuffle_seed": None, "reward_profile": "seed", "qos_headroom": 0.0,
+                "miss_penalty": None}
 ORIGINAL_SARSA = {"episodes": 100, "alpha": 0.025, "gamma": 0.985, "epsilon": 0.40,
                   "epsilon_min": 0.10, "epsilon_decay": 0.995, "trace_lambda": 0.5,
                   "trace_threshold": 1e-5, "checkpoint_every": 10, "eval_episodes": 3,
@@ -137,24 +138,24 @@ def test_load_input_has_one_owner(monkeypatch):
 
 
 def test_state_option_picks_the_load_aware_edges():
-    from rl_autoscaling.algorithms.sarsa.tabular import TWIN_EDGES, TWIN_EDGES_LOAD, SarsaRun
+    from rl_autoscaling.algorithms.sarsa.tabular import TWIN_EDGES_LOAD, TWIN_EDGES_PHASE, SarsaRun
     from rl_autoscaling.training import sarsa
 
     args = sarsa.build_parser().parse_args(["--state", "load"])
     hp, edges, bins, _ = sarsa._resolve_start(args)
     assert edges == [list(e) for e in TWIN_EDGES_LOAD] and len(bins) == len(TWIN_EDGES_LOAD)
-    assert SarsaRun().state_edges()[0] == [list(e) for e in TWIN_EDGES]
+    assert SarsaRun().state_edges()[0] == [list(e) for e in TWIN_EDGES_PHASE]
     # --bins overrides the named state (the seed recipe's explicit bins)
     args = sarsa.build_parser("seed").parse_args(["--recipe", "seed", "--state", "load"])
     assert sarsa._resolve_start(args)[1] is None
 
 
 @pytest.mark.parametrize("config,steps,state", [
-    (None, 8.0, "twin"),     # the default workload jumps from x0.3 to x1.5 of the base rate
-    ("flash", 8.0, "twin"),  # bursts of x2.6
-    ("mixed", 8.0, "twin"),  # the generator draws bursts
-    ("day", 8.0, "load"),    # x0.3 -> x2.0 over 4 minutes: 0.6 workers per step
-    ("ramp", 8.0, "twin"),   # x0.3 -> x1.7 over 90 s: 1.3 workers per step
+    (None, 8.0, "phase"),     # the default workload jumps from x0.3 to x1.5 of the base rate
+    ("flash", 8.0, "phase"),  # bursts of x2.6
+    ("mixed", 8.0, "phase"),  # the generator draws bursts
+    ("day", 8.0, "load"),     # x0.3 -> x2.0 over 4 minutes: 0.6 workers per step
+    ("ramp", 8.0, "phase"),   # x0.3 -> x1.7 over 90 s: 1.3 workers per step
     ("ramp", 4.0, "load"),   # ... which 4-s steps can follow (0.65 per step)
 ])
 def test_auto_state_follows_the_load_only_where_the_farm_can(config, steps, state, capsys):
@@ -183,7 +184,7 @@ def test_tune_trials_resolve_the_auto_state_for_their_own_workload():
     spec = load_experiment("sarsa", overrides={"env_config.config": "day"})
     assert spec.training["state"] == "auto" and "edges" not in spec.training
     built = []
-    for workload, state in (("day", "load"), (None, "twin")):
+    for workload, state in (("day", "load"), (None, "phase")):
         env = {**spec.env_config, "config": workload, "max_steps": 4}
         params = {"env_config": env, "training": dict(spec.training), "seed": 1,
                   "evaluation": {}, "resources": {}}
@@ -246,6 +247,54 @@ def test_the_twin_recipe_trains_and_chooses_dqn_with_qos_headroom(tmp_path):
     # a tool that judges policies has no such flag: it judges at the SLO
     with pytest.raises(SystemExit):
         compare_parser().parse_args(["--qos-headroom", "0.01"])
+
+
+def test_the_twin_recipe_trains_sarsa_without_the_miss_penalty():
+    """SARSA's twin recipe trains with slo_cost's miss penalty at 0 (train_sarsa's and Tune's
+    env_config, and the env then charges nothing extra for a missed SLO); DQN's and the seed
+    recipe's keep the farm config's (no key); --miss-penalty sets it."""
+    from rl_autoscaling.algorithms.dqn.config import DqnRun
+    from rl_autoscaling.algorithms.sarsa.tabular import SarsaRun
+    from rl_autoscaling.env import OpenFaaSAutoscalingEnv
+    from rl_autoscaling.service.tune import load_experiment
+    from rl_autoscaling.training import dqn, sarsa
+    from rl_autoscaling.training.cli import env_config_from_args
+
+    key = "reward.slo_cost.miss_penalty"
+    assert SarsaRun().miss_penalty == 0 and DqnRun().miss_penalty is None
+    cfg = env_config_from_args(sarsa.build_parser("twin").parse_args([]))
+    assert cfg[key] == 0
+    assert key not in env_config_from_args(dqn.build_parser("twin").parse_args([]))
+    assert env_config_from_args(dqn.build_parser("twin").parse_args(
+        ["--miss-penalty", "7.5"]))[key] == 7.5
+    for module in (sarsa, dqn):
+        assert key not in env_config_from_args(module.build_parser("seed").parse_args(
+            ["--recipe", "seed"]))
+    assert load_experiment("sarsa").env_config[key] == 0
+    assert key not in load_experiment("dqn").env_config
+    assert key not in load_experiment("sarsa", "seed").env_config
+    # the seed reward has no such term: the key stays out
+    assert key not in EnvSettings(reward_profile="seed").env_config(miss_penalty=0.0)
+
+    # the env honours it: holding 12 workers misses the SLO; the two returns differ by the
+    # config's 50 exactly
+    returns = []
+    for extra in ({}, {key: 0.0}):
+        env = OpenFaaSAutoscalingEnv.from_env_config(
+            {"max_steps": 30, "step_duration": 8, "observation_window": 8,
+             "initial_workers": 12, "reward.profile": "slo_cost", **extra})
+        env.reset(seed=10_001)
+        total, done = 0.0, False
+        while not done:
+            _, r, term, trunc, info = env.step(1)
+            total += r
+            done = term or trunc
+        assert info["episode_final_qos"] < 0.99
+        returns.append(total)
+        env.close()
+    assert returns[1] - returns[0] == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="miss_penalty"):
+        SarsaRun(miss_penalty=-1.0)
 
 
 def test_the_dqn_docs_quote_the_flags_defaults():

@@ -99,6 +99,20 @@ def test_bad_bins_are_refused(bins, match):
         Discretiser.from_bins(bins)
 
 
+def test_the_phase_state_splits_the_last_two_phases_from_the_first():
+    """TWIN_EDGES_PHASE: the twin state (worker queue x worker count) and one bit, whether at
+    most one phase is left (input_queue <= 1) - the first two of the default workload's four
+    phases share states, the last two share the others."""
+    from rl_autoscaling.algorithms.sarsa.tabular import TWIN_EDGES, TWIN_EDGES_PHASE
+
+    phase, twin = Discretiser(TWIN_EDGES_PHASE), Discretiser(TWIN_EDGES)
+    obs = [3.0, 4.0, 0.0, 100.0, 17.0, 1.5, 3.0, 5.0, 1.0]
+    keys = {left: phase([left, *obs[1:]]) for left in (3.0, 2.0, 1.0, 0.0)}
+    assert keys[3.0] == keys[2.0] != keys[1.0] == keys[0.0]
+    assert keys[3.0][1:] == keys[1.0][1:] == twin(obs)[1:]
+    assert phase.bins == (2, *twin.bins[1:])
+
+
 def test_edges_must_increase_strictly():
     with pytest.raises(ValueError, match="strictly increasing"):
         Discretiser([(1.0, 1.0)])

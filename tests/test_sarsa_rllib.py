@@ -37,13 +37,13 @@ def algo():
 def test_config_defaults_are_the_twin_recipe():
     from dataclasses import asdict
 
-    from rl_autoscaling.algorithms.sarsa.tabular import TWIN_EDGES, SarsaHyperparams
+    from rl_autoscaling.algorithms.sarsa.tabular import TWIN_EDGES_PHASE, SarsaHyperparams
 
     c = SarsaLambdaConfig()
     assert c.hyperparams == SarsaHyperparams()
     assert (c.alpha, c.gamma, c.epsilon, c.epsilon_min, c.epsilon_decay) == (
         0.02, 0.985, 0.40, 0.02, 0.999)
-    assert c.edges == [list(e) for e in TWIN_EDGES] and c.seed == 42
+    assert c.edges == [list(e) for e in TWIN_EDGES_PHASE] and c.seed == 42
     assert c.env == "OpenFaaSAutoscaling-v0" and c.episodes_per_iteration == 1
     # the seed's discretisation is one call away
     seed = SarsaLambdaConfig().training(bins=(4, 7, 1, 1, 8, 8, 1, 5, 6))
@@ -70,9 +70,9 @@ def test_invalid_configs_are_refused(change, match):
 def test_the_env_comes_from_the_registered_creator(algo):
     assert isinstance(algo.env, OpenFaaSAutoscalingEnv)
     assert algo.env.max_steps == 6 and algo.env.task_seed == 5
-    from rl_autoscaling.algorithms.sarsa.tabular import TWIN_EDGES
+    from rl_autoscaling.algorithms.sarsa.tabular import TWIN_EDGES_PHASE
 
-    assert algo.learner.discretiser.edges == TWIN_EDGES
+    assert algo.learner.discretiser.edges == TWIN_EDGES_PHASE
     assert algo.env_runner_group is None and algo.learner_group is None
 
 

@@ -113,8 +113,8 @@ def test_spec_defaults():
     assert (a.epsilon, a.epsilon_min, a.epsilon_decay, a.alpha, a.gamma) == (
         0.40, 0.02, 0.999, 0.02, 0.985)
     assert (a.trace_lambda, a.trace_threshold, a.checkpoint_every, a.eval_episodes) == (
-        0.5, 1e-5, 1000, 100)
-    assert (a.tie_action, a.reward_profile) == (1, "slo_cost")
+        0.5, 1e-5, 250, 100)
+    assert (a.tie_action, a.reward_profile, a.miss_penalty, a.state) == (1, "slo_cost", 0.0, "auto")
     assert (a.explore_starts, a.explore_start_range) == (0.5, [6, 26])
     assert (a.seed, a.task_seed, a.phase_shuffle, a.phase_shuffle_seed) == (42, 42, False, None)
     assert (a.resume_model, a.resume_reset_hyperparams, a.resume_reset_epsilon) == (

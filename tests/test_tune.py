@@ -54,8 +54,9 @@ def test_packaged_specs_load_with_and_without_smoke(algo):
 
     spec = load_experiment(algo)
     assert spec.name == algo and spec.env_config["max_steps"] == 30 and spec.seeds == 3
-    # the twin recipe's episodes: SARSA 5000 in batches of 100, DQN 720 (one per iteration)
-    assert spec.stop["training_iteration"] == {"sarsa": 50, "dqn": 720}[algo]
+    # the twin recipe's episodes: SARSA 5000 in batches of 50 (which divide its checkpoints
+    # every 250), DQN 720 (one per iteration)
+    assert spec.stop["training_iteration"] == {"sarsa": 100, "dqn": 720}[algo]
     assert spec.evaluation["duration"] == 100
     smoke = load_experiment(algo, smoke=True, overrides={"training.gamma": 0.9})
     assert smoke.stop["training_iteration"] < 5 and smoke.training["gamma"] == 0.9

@@ -62,9 +62,11 @@ class AlgorithmDescription:
     def recipe_spec(self, recipe: str, env_settings: EnvSettings) -> dict[str, Any]:
         """The Tune spec sections ``recipe`` sets (a spec file then overrides them): the
         trial's training and env (``env_settings``' ``env_config`` with the algorithm's QoS
-        headroom), and the iterations, checkpoints and evaluations of the recipe's episodes."""
+        headroom and miss penalty), and the iterations, checkpoints and evaluations of the
+        recipe's episodes."""
         run = recipe_instance(self.run_settings, recipe)
-        env = env_settings.env_config(qos_headroom=run.qos_headroom)
+        env = env_settings.env_config(qos_headroom=run.qos_headroom,
+                                      miss_penalty=run.miss_penalty)
         training = self.recipe_training(recipe)
         per = self.episodes_per_iteration(training)
         episodes = run.checkpoint_interval(int(env["max_steps"]))

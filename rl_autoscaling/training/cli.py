@@ -68,11 +68,12 @@ def add_env_args(parser: argparse.ArgumentParser, *, task_seed: bool = True,
 def add_training_args(parser: argparse.ArgumentParser, algo: str, run_settings: type,
                       recipe: str = DEFAULT_RECIPE) -> None:
     """``--recipe``, ``--episodes``, the env flags, ``--reward-profile``, the algorithm's
-    ``--qos-headroom`` and ``--output-dir`` of a trainer (defaults: ``recipe``'s)."""
+    ``--qos-headroom`` and ``--miss-penalty`` and ``--output-dir`` of a trainer (defaults:
+    ``recipe``'s)."""
     add_recipe_flag(parser, recipe)
     add_flags(parser, run_settings, recipe, only=("episodes",))
     env = add_env_args(parser, reward_profile=True, recipe=recipe)
-    add_flags(env, run_settings, recipe, only=("qos_headroom",))
+    add_flags(env, run_settings, recipe, only=("qos_headroom", "miss_penalty"))
     parser.add_argument("--output-dir", default="runs",
                         help=f"base directory of {algo}_run_<ts>/ (default %(default)s)")
 
@@ -95,14 +96,15 @@ def run_settings_of(run_settings: type, args: argparse.Namespace) -> Any:
 
 def env_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The env's ``env_config`` from :func:`add_env_args` flags (and a trainer's
-    ``--qos-headroom``, :func:`add_training_args`)."""
+    ``--qos-headroom`` and ``--miss-penalty``, :func:`add_training_args`)."""
     from ..env import EnvSettings
 
     overrides = {} if hasattr(args, "reward_profile") else {"reward_profile": None}
     if not hasattr(args, "task_seed"):
         overrides["task_seed"] = None
     cfg = EnvSettings(**values_from_flags(EnvSettings, args, **overrides)).env_config(
-        qos_headroom=getattr(args, "qos_headroom", 0.0))
+        qos_headroom=getattr(args, "qos_headroom", 0.0),
+        miss_penalty=getattr(args, "miss_penalty", None))
     if cfg.get("reward.profile") is None:
         cfg.pop("reward.profile")
     if args.backend == "live":

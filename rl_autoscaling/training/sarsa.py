@@ -74,7 +74,7 @@ def build_parser(recipe: str = DEFAULT_RECIPE) -> argparse.ArgumentParser:
     add_training_args(p, "sarsa", SarsaRun, recipe)
     g = p.add_argument_group("SARSA(lambda)")
     add_flags(g, SarsaRun, recipe, skip=("episodes", "checkpoint_every", "eval_episodes",
-                                     "qos_headroom"))
+                                     "qos_headroom", "miss_penalty"))
     add_flags(g, SarsaHyperparams, recipe, types={"tie_action": int})
     hp = recipe_instance(SarsaHyperparams, recipe)
     g.add_argument("--explore-start-range", type=int, nargs=2, metavar=("MIN", "MAX"),

@@ -75,7 +75,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from ...common.settings import check_bounds, setting
-from ...env import qos_headroom_setting
+from ...env import miss_penalty_setting, qos_headroom_setting
 from .schedule import epsilon_schedule
 
 if TYPE_CHECKING:
@@ -199,6 +199,9 @@ class DqnRun:
     eval_episodes: int = setting(100, "greedy episodes per checkpoint evaluation; 0 = none",
                                  seed=5, ge=0)
     qos_headroom: float = qos_headroom_setting(QOS_HEADROOM)
+    # the farm config's 50: without it (SARSA's 0) one DQN model in three on flash crowds
+    # held ~16 workers at final QoS 0.71 (docs/algorithms.md#dqn)
+    miss_penalty: Optional[float] = miss_penalty_setting(None)
 
     def __post_init__(self) -> None:
         self.validate()
