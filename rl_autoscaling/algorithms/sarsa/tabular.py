@@ -355,8 +355,9 @@ class SarsaRun:
     # no QoS headroom: chosen at the SLO itself, SARSA's models met it on 10 of 10 training
     # seeds' held-out episodes; with DQN's 0.003 they cost 0.015-0.03 x more workers
     qos_headroom: float = qos_headroom_setting(0.0)
-    # none: the return is then "fewest workers, misses over the budget at 0.5 each", whose
-    # optimum on the default workload follows its phases (docs/env.md#the-slo_cost-reward)
+    # 0: the return is then "fewest worker-seconds, misses over the budget at 0.5 each", whose
+    # optimum on the default workload follows its phases (the config's 50 makes it a fixed
+    # count; docs/algorithms.md#sarsalambda)
     miss_penalty: Optional[float] = miss_penalty_setting(0.0)
 
     def __post_init__(self) -> None:
