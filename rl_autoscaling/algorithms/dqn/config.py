@@ -199,8 +199,8 @@ class DqnRun:
     eval_episodes: int = setting(100, "greedy episodes per checkpoint evaluation; 0 = none",
                                  seed=5, ge=0)
     qos_headroom: float = qos_headroom_setting(QOS_HEADROOM)
-    # the farm config's 50: without it (SARSA's 0) one DQN model in three on flash crowds
-    # held ~16 workers at final QoS 0.71 (docs/algorithms.md#dqn)
+    # the farm config's 50: without it (SARSA's 0) one DQN model in six on flash crowds
+    # stalled (~16 workers, final QoS 0.70; docs/algorithms.md#sarsalambda, "The miss penalty")
     miss_penalty: Optional[float] = miss_penalty_setting(None)
 
     def __post_init__(self) -> None:
