@@ -56,9 +56,10 @@ def test_baselines_only_report(tmp_path, capsys):
 @pytest.mark.slow
 def test_trained_agents_over_training_seeds(tmp_path, monkeypatch):
     tiny = "--episodes 2 --checkpoint-every 0 --eval-episodes 0"
-    # no --train-workloads: the agents train on the --workloads, nothing else
+    # no --train-workloads: the agents train on the --workloads, nothing else; training
+    # seeds k = 1, 2 (--first-train-seed 1: a run extending one of seed 0)
     assert bench.main(["--algos", "sarsa", "--workloads", "default",
-                       "--train-seeds", "2", "--eval-episodes", "2",
+                       "--train-seeds", "2", "--first-train-seed", "1", "--eval-episodes", "2",
                        "--calibration-episodes", "1", "--clairvoyant-episodes", "0",
                        "--trainer-args", tiny,
                        "--output-dir", str(tmp_path)]) == 0
@@ -66,21 +67,26 @@ def test_trained_agents_over_training_seeds(tmp_path, monkeypatch):
     results = json.loads((out / "results.json").read_text())
     row = results["workloads"]["default"]["agents"]["SARSA"]
     assert results["settings"]["train_workloads"] == ["default"]
-    assert sorted(p.name for p in (out / "train").iterdir()) == ["sarsa_default_s0",
-                                                                 "sarsa_default_s1"]
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["sarsa_default_s1",
+                                                                 "sarsa_default_s2"]
     assert row["units"] == 2 and len(row["per_step_workers"]) >= 1
     q, half = row["final_qos"]
     assert 0.0 <= q <= 1.0 and half >= 0.0
     # two training seeds: two runs with their own, disjoint workload seeds
     logs = sorted((out / "train").glob("sarsa_default_s*/sarsa_run_*/logs/training.log"))
     assert len(logs) == 2
-    assert "10000" in logs[0].read_text() and "20000" in logs[1].read_text()
+    assert "20000" in logs[0].read_text() and "30000" in logs[1].read_text()
+    assert "10000" not in logs[0].read_text() + logs[1].read_text()
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert bench.main(["--algos", "--train-seeds", "0", "--output-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --train-seeds must be >= 1"]
+    assert bench.main(["--algos", "--first-train-seed", "-1", "--output-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --first-train-seed must be >= 0"]
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_training_workload_reported_nowhere_is_refused_before_training(tmp_path, capsys):

@@ -10,8 +10,10 @@ The evaluation protocol of docs/baselines.md#comparing-fairly, as one command:
    its frontier ratio against the frontier on those seeds.
 2. **Trained agents**: each algorithm is trained by its default command (``python -m
    rl_autoscaling.train_<algo> --output-dir ...`` plus the workload's flags) with
-   ``--train-seeds`` training seeds; training seed k uses ``--seed 42 + k`` and workload seeds
-   from ``--task-seed (k + 1) * 10000`` on, so no two seeds share a workload.
+   ``--train-seeds`` training seeds k = ``--first-train-seed`` (0) on; training seed k uses
+   ``--seed 42 + k`` and workload seeds from ``--task-seed (k + 1) * 10000`` on, so no two
+   seeds share a workload (training is deterministic per seed: ``--first-train-seed 3
+   --train-seeds 3`` adds seeds 3-5 to a run of seeds 0-2 instead of repeating them).
 3. **Evaluation** greedily on ``--eval-episodes`` episode seeds from 500 000 on: disjoint from
    every training seed and from the calibration seeds (900 000 on). Each trained model is
    also evaluated on the other workloads (train-on-one / evaluate-on-another).
@@ -284,7 +286,7 @@ def run_protocol(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         for train_on in args.train_workloads:
             units: dict[str, list] = {w: [] for w in args.workloads}
             walls, reported = [], []
-            for k in range(args.train_seeds):
+            for k in range(args.first_train_seed, args.first_train_seed + args.train_seeds):
                 model, wall = train(algo, train_on, k, out, extra, args.max_steps)
                 walls.append(wall)
                 report_path = model.parents[1] / "policy_report.json"
@@ -318,7 +320,8 @@ def format_report(results: Mapping[str, Any]) -> str:
     lines = ["# Policy benchmark", "",
              f"SLO: final QoS >= {s['slo']}; {s['eval_episodes']} evaluation episodes "
              f"(seeds {EVAL_SEED_BASE}..); {s['train_seeds']} training seeds per trained "
-             f"agent; calibration on {s['calibration_episodes']} other seeds. Cells: mean +- "
+             f"agent (k = {s.get('first_train_seed', 0)}..); calibration on "
+             f"{s['calibration_episodes']} other seeds. Cells: mean +- "
              "95 % CI (trained: over training seeds; baselines: over episodes). "
              "`ALGO@w`: trained on workload w. "
              f"{CLAIRVOYANT}: knows the future (look-ahead on copies of the episode), on the "
@@ -429,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", action="store_true",
                    help="also report each model on the workloads it was not trained on")
     p.add_argument("--train-seeds", type=int, default=3, help="training seeds per agent")
+    p.add_argument("--first-train-seed", type=int, default=0, metavar="K",
+                   help="the first training seed (seed k trains with --seed 42+k --task-seed "
+                        "(k+1)*10000): extends an earlier run's seeds 0..K-1")
     p.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes")
     p.add_argument("--max-steps", type=int, default=None,
                    help="steps per episode (default: 30 for the built-in workloads, else the "
@@ -455,8 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for flag in ("train_seeds", "eval_episodes", "calibration_episodes", "max_steps"):
             if getattr(args, flag) is not None and getattr(args, flag) < 1:
                 raise UserError(f"--{flag.replace('_', '-')} must be >= 1")
-        if args.clairvoyant_episodes < 0:
-            raise UserError("--clairvoyant-episodes must be >= 0")
+        for flag in ("clairvoyant_episodes", "first_train_seed"):
+            if getattr(args, flag) < 0:
+                raise UserError(f"--{flag.replace('_', '-')} must be >= 0")
         if args.train_workloads is None:
             args.train_workloads = list(args.workloads)
         for workload in {*args.workloads, *args.train_workloads}:
