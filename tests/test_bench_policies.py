@@ -70,6 +70,10 @@ def test_trained_agents_over_training_seeds(tmp_path, monkeypatch):
     assert sorted(p.name for p in (out / "train").iterdir()) == ["sarsa_default_s1",
                                                                  "sarsa_default_s2"]
     assert row["units"] == 2 and len(row["per_step_workers"]) >= 1
+    # each seed's means, from which the row's mean is taken
+    per_qos = row["per_unit"]["final_qos"]
+    assert len(per_qos) == 2 and row["final_qos"][0] == pytest.approx(sum(per_qos) / 2)
+    assert per_qos == pytest.approx(row["held_out_qos_per_seed"])
     q, half = row["final_qos"]
     assert 0.0 <= q <= 1.0 and half >= 0.0
     # two training seeds: two runs with their own, disjoint workload seeds

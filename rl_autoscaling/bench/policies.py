@@ -30,7 +30,9 @@ the ratio of mean workers to the static frontier at the same QoS (below 1: cheap
 fixed count reaching that QoS; NaN above the frontier's best QoS), the final QoS minus the
 frontier's at the same mean workers (above 0: better than a fixed count that dear; where the
 frontier is flat, as on flash crowds, this says more than the ratio), and the frontier's
-workers at the SLO. Writes ``report.md``, ``results.json``, ``pareto_<workload>.png``,
+workers at the SLO. Writes ``report.md``, ``results.json`` (a trained agent's row also
+holds each training seed's means, ``per_unit``, to pool with a ``--first-train-seed`` run),
+``pareto_<workload>.png``,
 ``load_<workload>.png`` (workers against the load, per step, on the first evaluation seed, for
 every agent) and ``steps_<workload>.png`` (the same, each step the mean over every evaluation
 episode and training seed) to ``<output-dir>/bench_<UTC ts>/``.
@@ -181,6 +183,9 @@ def summarise(per_unit: Sequence[Mapping[str, list[float]]]) -> dict[str, Any]:
             row[key] = mean_ci95(per_unit[0][key])
         else:
             row[key] = mean_ci95([float(np.nanmean(u[key])) for u in per_unit])
+    if len(per_unit) > 1:  # each training seed's means: runs of other seeds can be pooled
+        row["per_unit"] = {key: [float(np.nanmean(u[key])) for u in per_unit]
+                           for key, _, _ in METRICS}
     row["units"] = len(per_unit)
     row["episodes"] = len(per_unit[0]["final_qos"])
     row["example"] = per_unit[0].get("example")
