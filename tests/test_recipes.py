@@ -249,10 +249,10 @@ def test_the_twin_recipe_trains_and_chooses_dqn_with_qos_headroom(tmp_path):
         compare_parser().parse_args(["--qos-headroom", "0.01"])
 
 
-def test_the_twin_recipe_trains_sarsa_without_the_miss_penalty():
-    """SARSA's twin recipe trains with slo_cost's miss penalty at 0 (train_sarsa's and Tune's
-    env_config, and the env then charges nothing extra for a missed SLO); DQN's and the seed
-    recipe's keep the farm config's (no key); --miss-penalty sets it."""
+def test_the_twin_recipe_trains_without_the_miss_penalty():
+    """The twin recipe trains SARSA and DQN with slo_cost's miss penalty at 0 (the trainers'
+    and Tune's env_config, and the env then charges nothing extra for a missed SLO); the seed
+    recipe keeps the farm config's (no key); --miss-penalty sets it."""
     from rl_autoscaling.algorithms.dqn.config import DqnRun
     from rl_autoscaling.algorithms.sarsa.tabular import SarsaRun
     from rl_autoscaling.env import OpenFaaSAutoscalingEnv
@@ -261,17 +261,16 @@ def test_the_twin_recipe_trains_sarsa_without_the_miss_penalty():
     from rl_autoscaling.training.cli import env_config_from_args
 
     key = "reward.slo_cost.miss_penalty"
-    assert SarsaRun().miss_penalty == 0 and DqnRun().miss_penalty is None
-    cfg = env_config_from_args(sarsa.build_parser("twin").parse_args([]))
-    assert cfg[key] == 0
-    assert key not in env_config_from_args(dqn.build_parser("twin").parse_args([]))
+    assert SarsaRun().miss_penalty == 0 and DqnRun().miss_penalty == 0
+    for module in (sarsa, dqn):
+        assert env_config_from_args(module.build_parser("twin").parse_args([]))[key] == 0
     assert env_config_from_args(dqn.build_parser("twin").parse_args(
         ["--miss-penalty", "7.5"]))[key] == 7.5
     for module in (sarsa, dqn):
         assert key not in env_config_from_args(module.build_parser("seed").parse_args(
             ["--recipe", "seed"]))
     assert load_experiment("sarsa").env_config[key] == 0
-    assert key not in load_experiment("dqn").env_config
+    assert load_experiment("dqn").env_config[key] == 0
     assert key not in load_experiment("sarsa", "seed").env_config
     # the seed reward has no such term: the key stays out
     assert key not in EnvSettings(reward_profile="seed").env_config(miss_penalty=0.0)
