@@ -205,8 +205,9 @@ class DqnRun:
     # 0, as SARSA's: the config's once-per-episode 50 makes a fixed count the return's optimum
     # on the default workload (docs/algorithms.md, "The miss penalty"); without it DQN's models
     # follow the phases (1.010 +- 0.009 x the frontier, 6 training seeds, against 1.053 +-
-    # 0.041 x over 10 with it). Checkpoints every 20 episodes left one flash-crowd model in six
-    # stalled (final QoS 0.70); every ~300 env steps, none in six (docs/algorithms.md#dqn).
+    # 0.041 x over 10 with it and checkpoints every 20 episodes). Without it, checkpoints every
+    # 20 episodes left one flash-crowd model in six stalled (final QoS 0.70); every ~300 env
+    # steps, none in six (docs/algorithms.md#dqn).
     miss_penalty: Optional[float] = miss_penalty_setting(0.0)
 
     def __post_init__(self) -> None:
