@@ -194,7 +194,7 @@ class DqnRun:
     # ones it is given; on the 77-step day, every 20 episodes gave 12 candidates and 1.02 +-
     # 0.31 x the static frontier, every 10 gave 0.84 +- 0.05 x; without the miss penalty the
     # checkpoints differ in thrift, and every 10 episodes of the default workload (72
-    # candidates) gave 1.010 +- 0.009 x where every 20 gave 1.037 +- 0.038 x
+    # candidates) gave 1.010 +- 0.009 x where every 20 gave 1.037 +- 0.038 x (6 seeds each)
     checkpoint_every: Optional[int] = setting(
         None, "save and evaluate every N episodes; 0 = only at the end (none: about every "
               f"{CHECKPOINT_STEPS} env steps, 10 episodes of the default workload's 30 steps, "
@@ -204,7 +204,7 @@ class DqnRun:
     qos_headroom: float = qos_headroom_setting(QOS_HEADROOM)
     # 0, as SARSA's: the config's once-per-episode 50 makes a fixed count the return's optimum
     # on the default workload (docs/algorithms.md, "The miss penalty"); without it DQN's models
-    # follow the phases (1.010 +- 0.009 x the frontier, 6 training seeds, against 1.053 +-
+    # follow the phases (1.008 +- 0.008 x the frontier, 10 training seeds, against 1.053 +-
     # 0.041 x over 10 with it and checkpoints every 20 episodes). Without it, checkpoints every
     # 20 episodes left one flash-crowd model in six stalled (final QoS 0.70); every ~300 env
     # steps, none in six (docs/algorithms.md#dqn).
