@@ -74,7 +74,7 @@ def miss_penalty_setting(default: Optional[float]) -> Any:
     slo_cost reward's charge, once per episode, for missing the SLO (None: the farm config's
     ``reward.slo_cost.miss_penalty``, 50); ``default`` is the algorithm's twin-recipe value, the
     seed recipe's is None. Applied by :meth:`EnvSettings.env_config`
-    (docs/env.md#the-slo_cost-reward says why SARSA trains without it)."""
+    (docs/env.md#the-slo_cost-reward says why both twin recipes train without it)."""
     return setting(default, "slo_cost's charge for an episode that misses the SLO, on top of "
                             "its misses over the SLO's budget (none: the farm config's "
                             "reward.slo_cost.miss_penalty)", seed=None, ge=0, metavar="COST")

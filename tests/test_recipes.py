@@ -156,7 +156,7 @@ def test_state_option_picks_the_load_aware_edges():
     ("mixed", 8.0, "phase"),  # the generator draws bursts
     ("day", 8.0, "load"),     # x0.3 -> x2.0 over 4 minutes: 0.6 workers per step
     ("ramp", 8.0, "phase"),   # x0.3 -> x1.7 over 90 s: 1.3 workers per step
-    ("ramp", 4.0, "load"),   # ... which 4-s steps can follow (0.65 per step)
+    ("ramp", 4.0, "load"),    # ... which 4-s steps can follow (0.65 per step)
 ])
 def test_auto_state_follows_the_load_only_where_the_farm_can(config, steps, state, capsys):
     from rl_autoscaling.algorithms.sarsa.tabular import STATES, SarsaRun, auto_state
