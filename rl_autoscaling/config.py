@@ -270,15 +270,6 @@ class SloCostConfig:
     worker_cost: float = field(default=0.005, metadata=_check(ge=0))      # per worker-second
     violation_cost: float = field(default=0.5, metadata=_check(ge=0))     # per task over budget
     miss_penalty: float = field(default=50.0, metadata=_check(ge=0))      # once, if SLO missed
-    #: The final QoS a trainer's ranking chooses the delivered model by (none: ``qos_target``);
-    #: the reward ignores it. A trainer's ``--qos-headroom`` sets it above the SLO
-    #: (docs/algorithms.md, "Which model is delivered").
-    ranking_target: float | None = field(default=None, metadata=_check(ge=0, le=1))
-
-    @property
-    def ranking_slo(self) -> float:
-        """The final QoS the ranking rule chooses models by: ``ranking_target``, else the SLO."""
-        return self.qos_target if self.ranking_target is None else self.ranking_target
 
 
 REWARD_PROFILES = ("seed", "slo_cost")

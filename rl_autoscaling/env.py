@@ -59,15 +59,14 @@ MIN_EPISODE_STEPS = 30
 
 
 def qos_headroom_setting(default: float) -> Any:
-    """The ``qos_headroom`` field of a trainer's settings (``SarsaRun``, ``DqnRun``): choose
-    the delivered model (the ranking's SLO, slo_cost's ``ranking_target``) for the farm
-    config's SLO plus this much final QoS; the reward still trains for the SLO. ``default`` is
-    the algorithm's twin-recipe value, the seed recipe's is 0. Applied by
-    :meth:`EnvSettings.env_config`."""
-    return setting(default, "choose the delivered model for the SLO plus this much final QoS "
-                            "(the ranking's SLO; the reward trains for the SLO; the policy "
-                            "report states the target): a 20-episode mean varies by about "
-                            "+-0.004", seed=0.0, ge=0, lt=0.1)
+    """The ``qos_headroom`` field of a trainer's settings (``SarsaRun``, ``DqnRun``): train
+    (slo_cost's ``qos_target``) and choose the model (the ranking's SLO) for the farm config's
+    SLO plus this much final QoS; ``default`` is the algorithm's twin-recipe value, the seed
+    recipe's is 0. Applied by :meth:`EnvSettings.env_config`."""
+    return setting(default, "train and choose the model for the SLO plus this much final QoS "
+                            "(slo_cost's qos_target, the ranking's SLO; the policy report "
+                            "states the target): a 20-episode mean varies by about +-0.004",
+                   seed=0.0, ge=0, lt=0.1)
 
 
 def miss_penalty_setting(default: Optional[float]) -> Any:
@@ -117,10 +116,10 @@ class EnvSettings:
         returns self."""
         return check_bounds(self)
 
-    def ranking_target(self, qos_headroom: float = 0.0) -> Optional[float]:
-        """The final QoS the ranking chooses the delivered model by: the farm config's SLO
-        (``reward.slo_cost.qos_target``) plus a trainer's ``qos_headroom``
-        (:func:`qos_headroom_setting`), capped at 1; None without headroom (the SLO itself)
+    def qos_target(self, qos_headroom: float = 0.0) -> Optional[float]:
+        """The final QoS the slo_cost reward trains for and the ranking chooses by: the
+        farm config's SLO (``reward.slo_cost.qos_target``) plus a trainer's ``qos_headroom``
+        (:func:`qos_headroom_setting`), capped at 1; None without headroom (the config's own)
         or under another reward."""
         if not qos_headroom or self.reward_profile != "slo_cost":
             return None
@@ -138,7 +137,7 @@ class EnvSettings:
     def env_config(self, qos_headroom: float = 0.0,
                    miss_penalty: Optional[float] = None) -> dict[str, Any]:
         """The env's ``env_config`` (also Ray's): ``task_seed``/``config`` only when set; a
-        trainer's ``qos_headroom`` sets slo_cost's ``ranking_target`` (:meth:`ranking_target`) and
+        trainer's ``qos_headroom`` raises slo_cost's ``qos_target`` (:meth:`qos_target`) and
         its ``miss_penalty`` (not None) replaces slo_cost's (:func:`miss_penalty_setting`)."""
         cfg = {k: getattr(self, k) for k in ("step_duration", "observation_window",
                                              "initial_workers", "phase_shuffle",
@@ -149,9 +148,9 @@ class EnvSettings:
         if self.config:
             cfg["config"] = str(self.config)
         cfg["reward.profile"] = self.reward_profile
-        target = self.ranking_target(qos_headroom)
+        target = self.qos_target(qos_headroom)
         if target is not None:
-            cfg["reward.slo_cost.ranking_target"] = round(target, 6)
+            cfg["reward.slo_cost.qos_target"] = round(target, 6)
         if miss_penalty is not None and self.reward_profile == "slo_cost":
             cfg["reward.slo_cost.miss_penalty"] = float(miss_penalty)
         return cfg

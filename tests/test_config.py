@@ -28,7 +28,6 @@ def test_default_config_matches_spec_values():
     ({"phase_definitions": [{"name": "a", "phase_duration": 5, "pattern": "sawtooth"}]},
      "phase_definitions[0].pattern must be one of"),
     ({"reward.target_qos": 1.5}, "reward.target_qos must be <= 1"),
-    ({"reward.slo_cost.ranking_target": 1.5}, "reward.slo_cost.ranking_target must be <= 1"),
     ({"timing": {"wait_time": "fast"}}, "timing.wait_time must be a number"),
     ({"queues.worker": "worker queue"}, "queues.worker is not a valid queue name"),
     ({"queues.result": "worker_queue"}, "queue name must be distinct"),
@@ -78,11 +77,3 @@ def test_replace_revalidates():
     assert cfg.replace({"base_rate": 60}).base_rate == 60
     with pytest.raises(ConfigError, match="base_rate must be > 0"):
         cfg.replace({"base_rate": -1})
-
-
-def test_the_ranking_slo_is_the_slo_unless_a_ranking_target_is_set():
-    """slo_cost's ranking_slo (what the trainers' ranking chooses by) is the SLO by default and
-    ranking_target when a trainer's headroom sets it; the reward's qos_target is unchanged."""
-    assert load_config().reward.slo_cost.ranking_slo == 0.99
-    slo_cost = load_config(None, {"reward.slo_cost.ranking_target": 0.993}).reward.slo_cost
-    assert slo_cost.ranking_slo == 0.993 and slo_cost.qos_target == 0.99

@@ -13,7 +13,7 @@ import pytest
 
 from rl_autoscaling.algorithms.dqn.config import DqnHyperparams
 from rl_autoscaling.algorithms.sarsa.tabular import DEFAULT_BINS, SarsaHyperparams
-from rl_autoscaling.env import EnvSettings, OpenFaaSAutoscalingEnv
+from rl_autoscaling.env import EnvSettings
 
 # The original toolkit's values (README "Training SARSA" / "Training DQN" and the defaults of
 # its train_sarsa.py / train_dqn.py / rl_environment.py).
@@ -204,12 +204,11 @@ def test_tune_trials_resolve_the_auto_state_for_their_own_workload():
     assert load_experiment("sarsa", "seed").training["bins"] == list(DEFAULT_BINS)
 
 
-def test_the_twin_recipe_chooses_dqn_with_qos_headroom(tmp_path):
-    """DQN's twin-recipe ranking target is the farm config's SLO plus its QOS_HEADROOM, in
-    train_dqn's and Tune's env_config (slo_cost's ranking_target), so the ranking
-    (harness.slo_of) uses it while the reward still trains for the SLO; SARSA's is the SLO
-    itself (no headroom), as are the seed recipe's, --qos-headroom 0's and the comparison
-    tools'."""
+def test_the_twin_recipe_trains_and_chooses_dqn_with_qos_headroom(tmp_path):
+    """DQN's twin-recipe slo_cost target is the farm config's SLO plus its QOS_HEADROOM, in
+    train_dqn's and Tune's env_config, so the reward and the ranking (harness.slo_of) use it;
+    SARSA's is the SLO itself (no headroom), as are the seed recipe's, --qos-headroom 0's and
+    the comparison tools'."""
     from rl_autoscaling.algorithms.dqn.config import QOS_HEADROOM, DqnRun
     from rl_autoscaling.algorithms.sarsa.tabular import SarsaRun
     from rl_autoscaling.service.tune import load_experiment
@@ -218,15 +217,12 @@ def test_the_twin_recipe_chooses_dqn_with_qos_headroom(tmp_path):
     from rl_autoscaling.training.compare import build_parser as compare_parser
     from rl_autoscaling.training.harness import slo_of
 
-    key = "reward.slo_cost.ranking_target"
+    key = "reward.slo_cost.qos_target"
     assert 0 < QOS_HEADROOM < 0.01
     assert DqnRun().qos_headroom == QOS_HEADROOM and SarsaRun().qos_headroom == 0
     cfg = env_config_from_args(dqn.build_parser("twin").parse_args([]))
     assert cfg[key] == pytest.approx(0.99 + QOS_HEADROOM)
     assert slo_of(cfg) == pytest.approx(0.99 + QOS_HEADROOM)
-    # the reward trains for the SLO itself: the headroom is the ranking's alone
-    assert "reward.slo_cost.qos_target" not in cfg
-    assert OpenFaaSAutoscalingEnv.farm_config_of(cfg).reward.slo_cost.qos_target == 0.99
     cfg = env_config_from_args(sarsa.build_parser("twin").parse_args([]))
     assert key not in cfg and slo_of(cfg) == pytest.approx(0.99)
     cfg = env_config_from_args(sarsa.build_parser("twin").parse_args(
@@ -247,7 +243,7 @@ def test_the_twin_recipe_chooses_dqn_with_qos_headroom(tmp_path):
     assert load_experiment("dqn").env_config[key] == pytest.approx(0.99 + QOS_HEADROOM)
     assert key not in load_experiment("sarsa").env_config
     assert key not in load_experiment("dqn", "seed").env_config
-    assert EnvSettings(reward_profile="seed").ranking_target(QOS_HEADROOM) is None
+    assert EnvSettings(reward_profile="seed").qos_target(QOS_HEADROOM) is None
     # a tool that judges policies has no such flag: it judges at the SLO
     with pytest.raises(SystemExit):
         compare_parser().parse_args(["--qos-headroom", "0.01"])
@@ -259,6 +255,7 @@ def test_the_twin_recipe_trains_without_the_miss_penalty():
     recipe keeps the farm config's (no key); --miss-penalty sets it."""
     from rl_autoscaling.algorithms.dqn.config import DqnRun
     from rl_autoscaling.algorithms.sarsa.tabular import SarsaRun
+    from rl_autoscaling.env import OpenFaaSAutoscalingEnv
     from rl_autoscaling.service.tune import load_experiment
     from rl_autoscaling.training import dqn, sarsa
     from rl_autoscaling.training.cli import env_config_from_args

@@ -223,7 +223,7 @@ def deliver_policy(runs: Mapping[str, str], algo: str, confirm_episodes: int = 1
                       "note": "live backend: choose with compare_policies on the twin"}
     env = evaluation_env(env_config)
     try:
-        slo = float(env.farm_config.reward.slo_cost.ranking_slo)
+        slo = float(env.farm_config.reward.slo_cost.qos_target)
         return write_best(candidates, desc.load_policy, env, slo, lambda c: owner[c.path],
                           f"{algo}_best{desc.model_suffix}", algo=algo,
                           settings={"trials": len(runs), "env_config": env_config},

@@ -117,7 +117,7 @@ def _target_qos(algorithm) -> float:
         # the farm's keys only (DQN's training env adds ``WRAPPER_KEYS``)
         env_config = {k: v for k, v in dict(algorithm.config.env_config or {}).items()
                       if k not in WRAPPER_KEYS}
-        cached = OpenFaaSAutoscalingEnv.farm_config_of(env_config).reward.slo_cost.ranking_slo
+        cached = OpenFaaSAutoscalingEnv.farm_config_of(env_config).reward.slo_cost.qos_target
         algorithm._farm_target_qos = cached
     return float(cached)
 

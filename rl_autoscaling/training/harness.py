@@ -416,13 +416,12 @@ def stop_algorithm(algo) -> None:
 
 
 def slo_of(env_config: Mapping[str, Any]) -> float:
-    """The final QoS the ranking chooses models by for an ``env_config``: slo_cost's
-    ``ranking_slo`` (the farm's SLO, or a trainer's ``--qos-headroom`` above it)."""
+    """The final-QoS SLO of the farm an ``env_config`` builds (``reward.slo_cost.qos_target``)."""
     from ..env import OpenFaaSAutoscalingEnv
 
     env = OpenFaaSAutoscalingEnv.from_env_config(env_config)
     try:
-        return float(env.farm_config.reward.slo_cost.ranking_slo)
+        return float(env.farm_config.reward.slo_cost.qos_target)
     finally:
         env.close()
 

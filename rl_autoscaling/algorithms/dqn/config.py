@@ -169,10 +169,9 @@ CHECKPOINT_STEPS = 300
 #: env steps the twin recipe trains for (720 episodes of the default workload's 30 steps):
 #: DQN's chosen models got cheaper with them (docs/algorithms.md#dqn)
 TRAINING_STEPS = 21_600
-#: DQN's QoS headroom over the SLO (``DqnRun.qos_headroom``), the ranking's alone (the reward
-#: trains for the SLO): its models chosen at the SLO itself sat at 0.991-0.995 and two of nine
-#: scored under 0.99 on 20 held-out episodes; chosen at 0.993, all held it
-#: (docs/algorithms.md). SARSA has none: its
+#: DQN's QoS headroom over the SLO (``DqnRun.qos_headroom``): its models chosen at the SLO
+#: itself sat at 0.991-0.995 and two of nine scored under 0.99 on 20 held-out episodes;
+#: trained and chosen for 0.993, ten of ten held it (docs/algorithms.md). SARSA has none: its
 #: models met the SLO 10 of 10 without, and the headroom only cost it workers.
 QOS_HEADROOM = 0.003
 
