@@ -137,6 +137,22 @@ def test_rate_rise_is_the_steepest_increase_within_the_horizon(tmp_path):
     assert rise == pytest.approx(3.0, abs=0.1)
 
 
+def test_a_held_rate_rise_leaves_out_bursts():
+    """With ``hold``, only a rate kept that long counts: the default workload's jump to x1.5
+    lasts a minute, flash crowds' 20-s bursts do not last 24 s, a day's ramp is kept."""
+    from rl_autoscaling.farm.workload import rate_rise
+
+    default, flash, day = load_config(None), load_config("flash"), load_config("day")
+    assert rate_rise(default, 8.0, hold=24.0) == pytest.approx((1.5 - 0.3) * 5.0, rel=0.02)
+    assert rate_rise(flash, 8.0) == pytest.approx((2.6 - 0.4) * 5.0, rel=0.02)
+    assert rate_rise(flash, 8.0, hold=24.0) == 0.0
+    # ... but a 20-s burst is kept for 16 s
+    assert rate_rise(flash, 8.0, hold=16.0) == pytest.approx((2.6 - 0.4) * 5.0, rel=0.02)
+    assert rate_rise(day, 8.0, hold=24.0) == pytest.approx(rate_rise(day, 8.0), rel=0.02)
+    # a hold longer than the workload: nothing is kept
+    assert rate_rise(flash, 8.0, hold=10_000.0) == 0.0
+
+
 # --------------------------------------------------------------------------- profiles
 
 
