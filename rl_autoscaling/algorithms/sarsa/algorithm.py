@@ -160,7 +160,8 @@ class SarsaLambdaConfig(AlgorithmConfig):
             bins: nine bin counts; the default bins use the documented explicit edges, any other
                 bins equal-width bins between the env's observation bounds.
             edges: explicit per-dimension edges (overrides ``bins``), or None.
-            state: a named state of ``train_sarsa --state`` (``auto``, ``twin``, ``phase``, ``load``),
+            state: a named state of ``train_sarsa --state`` (``auto``, ``twin``, ``phase``, ``load``,
+                ``schedule``),
                 resolved for the env's workload when the algorithm is built; ``bins`` or
                 ``edges`` given with it (or later) win.
             episodes_per_iteration: training episodes per ``train()`` call.
