@@ -154,7 +154,7 @@ def test_state_option_picks_the_load_aware_edges():
     (None, 8.0, "phase"),     # the default workload jumps from x0.3 to x1.5 of the base rate
     ("flash", 8.0, "schedule"),  # 20-s bursts of x2.6: nothing kept for 3 steps
     ("spike", 8.0, "schedule"),  # a 15-s spike of x3.0
-    ("mixed", 8.0, "phase"),  # the generator draws bursts
+    ("mixed", 8.0, "phase"),  # the generator draws bursts, and jumps it keeps
     ("day", 8.0, "load"),     # x0.3 -> x2.0 over 4 minutes: 0.6 workers per step
     ("ramp", 8.0, "phase"),   # x0.3 -> x1.7 over 90 s: 1.3 workers per step
     ("ramp", 4.0, "load"),    # ... which 4-s steps can follow (0.65 per step)

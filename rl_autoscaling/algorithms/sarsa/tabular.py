@@ -83,7 +83,7 @@ TWIN_EDGES_PHASE: tuple[tuple[float, ...], ...] = ((1.5,), *TWIN_EDGES[1:])
 #: phase table stumble there (hold or drop a worker as a burst began: 0.9831 at 23.08 workers on
 #: flash crowds, 0.0045 under the static frontier's QoS with as many workers, 3 seeds). The
 #: schedule climbs at +1 per step to 24-28 workers and holds them: the frontier's QoS with as
-#: many workers (+0.0001 +- 0.0002), and on ``spike`` at its ceiling (phase: -0.0070).
+#: many workers (+0.0000 +- 0.0001, 5 seeds), and on ``spike`` at its ceiling (phase: -0.0070).
 TWIN_EDGES_SCHEDULE: tuple[tuple[float, ...], ...] = (
     (0.5, 1.5, 2.5), (), (), (), *TWIN_EDGES[4:],
 )
