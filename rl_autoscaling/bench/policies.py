@@ -174,18 +174,17 @@ def clairvoyant_figures(env, seeds: Sequence[int], slo: float) -> tuple[dict[str
     return _figures(traces, frontier), frontier
 
 
-def summarise(per_unit: Sequence[Mapping[str, list[float]]]) -> dict[str, Any]:
+def summarise(per_unit: Sequence[Mapping[str, list[float]]],
+              trained: bool = False) -> dict[str, Any]:
     """mean +- CI over units (training seeds), each unit the mean over its episodes; a single
-    unit (a baseline) gets its CI over episodes instead."""
+    unit (a baseline) gets its CI over episodes instead. ``trained``: the row also keeps each
+    training seed's means (``per_unit``), so runs of other seeds can be pooled with it."""
+    means = {key: [float(np.nanmean(u[key])) for u in per_unit] for key, _, _ in METRICS}
     row: dict[str, Any] = {}
     for key, _, _ in METRICS:
-        if len(per_unit) == 1:
-            row[key] = mean_ci95(per_unit[0][key])
-        else:
-            row[key] = mean_ci95([float(np.nanmean(u[key])) for u in per_unit])
-    if len(per_unit) > 1:  # each training seed's means: runs of other seeds can be pooled
-        row["per_unit"] = {key: [float(np.nanmean(u[key])) for u in per_unit]
-                           for key, _, _ in METRICS}
+        row[key] = mean_ci95(per_unit[0][key] if len(per_unit) == 1 else means[key])
+    if trained:
+        row["per_unit"] = means
     row["units"] = len(per_unit)
     row["episodes"] = len(per_unit[0]["final_qos"])
     row["example"] = per_unit[0].get("example")
@@ -311,7 +310,7 @@ def run_protocol(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                 held_out = [float(np.mean(u["final_qos"])) for u in units[workload]]
                 met = [q >= args.slo for q in held_out]
                 results["workloads"][workload]["agents"][name] = {
-                    **summarise(units[workload]), "train_wall_s": mean_ci95(walls),
+                    **summarise(units[workload], trained=True), "train_wall_s": mean_ci95(walls),
                     "trained_on": train_on, "held_out_qos_per_seed": held_out,
                     "slo_met_seeds": int(sum(met)),
                     "report_slo_met": reported if workload == train_on else None,

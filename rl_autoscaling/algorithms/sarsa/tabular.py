@@ -85,7 +85,7 @@ TWIN_EDGES_PHASE: tuple[tuple[float, ...], ...] = ((1.5,), *TWIN_EDGES[1:])
 #: schedule climbs at +1 per step to 24-28 workers and holds them: the frontier's QoS with as
 #: many workers (+0.0000 +- 0.0001, 5 seeds), and on ``spike`` at its ceiling (phase: -0.0070).
 TWIN_EDGES_SCHEDULE: tuple[tuple[float, ...], ...] = (
-    (0.5, 1.5, 2.5), (), (), (), *TWIN_EDGES[4:],
+    DEFAULT_EDGES[0], (), (), (), *TWIN_EDGES[4:],  # the seed's phases-left edges
 )
 #: The previous twin default: :data:`TWIN_EDGES` plus arrival-rate bins per 1 task/s up to 11.
 TWIN_EDGES_RATE: tuple[tuple[float, ...], ...] = (
@@ -108,7 +108,7 @@ LOAD_EDGES: tuple[float, ...] = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2)
 #: 1.07 x the static frontier on a compressed day); with the trend instead (:data:`DERIVED`) the
 #: table fragmented (1.20 x).
 TWIN_EDGES_LOAD: tuple[tuple[float, ...], ...] = (
-    (0.5, 1.5, 2.5), (0.5, 5.5, 15.5), (), (), (), (), (), (), (), LOAD_EDGES,
+    DEFAULT_EDGES[0], TWIN_EDGES[1], (), (), (), (), (), (), (), LOAD_EDGES,
 )
 
 MODEL_FORMAT = "rl_autoscaling.sarsa"
